@@ -1,0 +1,28 @@
+# The two commands of the README:  `make run`  and  `make test`.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test test-thorough gpu-check clean
+
+$(STAMP): pyproject.toml requirements/ci.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements/ci.txt
+	touch $(STAMP)
+
+## run: set up, then run the main job
+run: $(STAMP)
+	$(BIN)/radam-ref demo
+
+## test: set up, then run the whole test suite (Hypothesis profile "ci")
+test: $(STAMP)
+	$(BIN)/python -m pytest -n 2 -p no:cacheprovider tests
+
+## test-thorough: the same with >= 500 examples per property
+test-thorough: $(STAMP)
+	HYPOTHESIS_PROFILE=thorough $(BIN)/python -m pytest -n 2 -p no:cacheprovider tests
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .hypothesis

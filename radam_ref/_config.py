@@ -1,0 +1,195 @@
+"""RAdamConfig: hyperparameters plus every axis on which RAdam implementations differ.
+
+The axes (see SPEC-NOTES in the project docs and ``docs/spec.md``):
+
+``threshold`` / ``comparison``
+    The adaptive update is used when ``rho_t > threshold`` (paper, Alg. 2 line 9,
+    threshold 4; torch uses 5) or ``rho_t >= threshold`` (authors' code, optax,
+    TF-Addons, threshold 5).
+``eps_placement``
+    ``"before_bias_correction"``: adaptive rate sqrt(1 − β₂ᵗ) / (sqrt(v_t) + ε), as the
+    paper writes ψ̂ in §3.1 and as the authors' code and torch compute it.
+    ``"after_bias_correction"``: 1 / (sqrt(v_t / (1 − β₂ᵗ)) + ε), as optax and TF-Addons.
+``eps_root``
+    Added inside the square root (optax): sqrt(v_t + eps_root) before bias
+    correction, sqrt(v̂_t + eps_root) after.  0 everywhere else.
+``weight_decay_mode``
+    ``"none"``; ``"l2"``: g ← g + λθ before the moments (torch default);
+    ``"decoupled"``: θ ← θ(1 − αλ) on every step (Loshchilov & Hutter; paper §5;
+    torch ``decoupled_weight_decay=True``; TF-Addons); ``"decoupled_moving"``: the
+    same, but only on steps that move θ (authors' code).
+``before_rectification``
+    What happens while the variance is intractable: ``"sgd_momentum"`` — θ ← θ − α m̂_t
+    (Alg. 2 line 14); ``"none"`` — θ unchanged (authors' code since 2021).
+``nesterov``
+    optax's Nesterov variant: m̂_t = β₁ m_t/(1 − β₁ᵗ⁺¹) + (1 − β₁) g_t/(1 − β₁ᵗ).
+``maximize``
+    Ascend instead of descend: g ← −g first (torch's ``maximize``).
+``nonfinite``
+    ``"propagate"`` (default): IEEE arithmetic, a NaN/inf gradient spreads into the
+    state and θ exactly as the formulas say.  ``"raise"``: the step checks every
+    gradient first and raises ``FloatingPointError`` before anything changes
+    (this reads the data, so it cannot run under ``jax.jit``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import numbers
+from typing import Any
+
+from ._schedule import COMPARISONS
+
+__all__ = [
+    "RAdamConfig",
+    "EPS_PLACEMENTS",
+    "WEIGHT_DECAY_MODES",
+    "BEFORE_RECTIFICATION",
+    "NONFINITE_POLICIES",
+]
+
+EPS_PLACEMENTS = ("before_bias_correction", "after_bias_correction")
+WEIGHT_DECAY_MODES = ("none", "l2", "decoupled", "decoupled_moving")
+BEFORE_RECTIFICATION = ("sgd_momentum", "none")
+NONFINITE_POLICIES = ("propagate", "raise")
+
+
+def _real(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {value!r}")
+    return float(value)
+
+
+def _nonnegative(name: str, value: Any) -> float:
+    value = _real(name, value)
+    if not (math.isfinite(value) and value >= 0.0):
+        raise ValueError(f"Invalid {name} value: {value!r} (must be finite and >= 0)")
+    return value
+
+
+def _choice(name: str, value: Any, choices: tuple) -> Any:
+    if value not in choices:
+        raise ValueError(f"Invalid {name}: {value!r} (choose one of {choices})")
+    return value
+
+
+@dataclasses.dataclass(frozen=True)
+class RAdamConfig:
+    """Hyperparameters of one RAdam step.  ``RAdamConfig()`` is the ``paper`` profile.
+
+    Attributes:
+        lr: step size α ≥ 0 (Alg. 2 input α_t; a schedule is the caller's business).
+        betas: (β₁, β₂), each in [0, 1).  β₂ ≤ 0.6 gives ρ∞ ≤ 4: never rectified,
+            RAdam is SGD with bias-corrected momentum (§4.2).
+        eps: ε ≥ 0 added to the denominator of the adaptive rate.
+        weight_decay: λ ≥ 0, applied per ``weight_decay_mode``.
+        threshold: tractability threshold on ρ_t, ≥ 4 (paper 4, torch/optax 5).
+        comparison: ``">"`` or ``">="``.
+        eps_placement: ``"before_bias_correction"`` or ``"after_bias_correction"``.
+        eps_root: ≥ 0, added inside the square root (optax).
+        weight_decay_mode: ``"none"``, ``"l2"``, ``"decoupled"``, ``"decoupled_moving"``.
+        before_rectification: ``"sgd_momentum"`` or ``"none"``.
+        nesterov: optax's Nesterov momentum variant.
+        maximize: ascend the objective.
+        nonfinite: ``"propagate"`` or ``"raise"``.
+        profile: the name of the profile this config was built from (informational).
+
+    Every axis is documented in this module's docstring.  The config is frozen and
+    hashable, so it can be a static argument under ``jax.jit``.
+    """
+
+    lr: float = 1e-3
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = 1e-8
+    weight_decay: float = 0.0
+    threshold: float = 4.0
+    comparison: str = ">"
+    eps_placement: str = "before_bias_correction"
+    eps_root: float = 0.0
+    weight_decay_mode: str = "decoupled"
+    before_rectification: str = "sgd_momentum"
+    nesterov: bool = False
+    maximize: bool = False
+    nonfinite: str = "propagate"
+    profile: str = "paper"
+
+    def __post_init__(self) -> None:
+        s = object.__setattr__
+        s(self, "lr", _nonnegative("learning rate", self.lr))
+        s(self, "eps", _nonnegative("epsilon", self.eps))
+        s(self, "eps_root", _nonnegative("eps_root", self.eps_root))
+        s(self, "weight_decay", _nonnegative("weight_decay", self.weight_decay))
+        betas = self.betas
+        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+            raise TypeError(f"betas must be a pair (beta1, beta2), got {betas!r}")
+        checked = []
+        for index, beta in enumerate(betas):
+            beta = _real(f"beta parameter at index {index}", beta)
+            if not (0.0 <= beta < 1.0):
+                raise ValueError(
+                    f"Invalid beta parameter at index {index}: {beta!r} (must be in [0, 1))"
+                )
+            checked.append(beta)
+        s(self, "betas", tuple(checked))
+        threshold = _real("threshold", self.threshold)
+        if not (math.isfinite(threshold) and threshold >= 4.0):
+            raise ValueError(
+                f"Invalid threshold: {threshold!r} (must be finite and >= 4: "
+                "r_t is real only for rho_t > 4)"
+            )
+        s(self, "threshold", threshold)
+        _choice("comparison", self.comparison, COMPARISONS)
+        _choice("eps_placement", self.eps_placement, EPS_PLACEMENTS)
+        _choice("weight_decay_mode", self.weight_decay_mode, WEIGHT_DECAY_MODES)
+        _choice("before_rectification", self.before_rectification, BEFORE_RECTIFICATION)
+        _choice("nonfinite", self.nonfinite, NONFINITE_POLICIES)
+        for flag in ("nesterov", "maximize"):
+            if not isinstance(getattr(self, flag), bool):
+                raise TypeError(f"{flag} must be a bool, got {getattr(self, flag)!r}")
+        if not isinstance(self.profile, str):
+            raise TypeError(f"profile must be a string, got {self.profile!r}")
+
+    @property
+    def beta1(self) -> float:
+        """β₁, the first-moment decay."""
+        return self.betas[0]
+
+    @property
+    def beta2(self) -> float:
+        """β₂, the second-moment decay."""
+        return self.betas[1]
+
+    def replace(self, **overrides: Any) -> "RAdamConfig":
+        """A copy with ``overrides`` applied (validated like the constructor)."""
+        unknown = set(overrides) - {f.name for f in dataclasses.fields(self)}
+        if unknown:
+            raise TypeError(
+                f"unknown RAdamConfig option(s): {sorted(unknown)!r} "
+                f"(options: {[f.name for f in dataclasses.fields(self)]})"
+            )
+        return dataclasses.replace(self, **overrides)
+
+    @classmethod
+    def from_profile(cls, name: str = "paper", **overrides: Any) -> "RAdamConfig":
+        """Build the named profile (see ``radam_ref.PROFILES``) with ``overrides``.
+
+        Example: ``RAdamConfig.from_profile("torch", lr=1e-2, weight_decay=0.1)``.
+        """
+        from ._profiles import PROFILES
+
+        if name not in PROFILES:
+            raise ValueError(f"Unknown profile: {name!r} (known: {sorted(PROFILES)})")
+        return PROFILES[name].config().replace(**overrides)
+
+    def schedule(self, t: int):
+        """The exact step scalars of this config at step ``t`` (see ``radam_ref.schedule``)."""
+        from ._schedule import schedule
+
+        return schedule(
+            t,
+            beta1=self.beta1,
+            beta2=self.beta2,
+            threshold=self.threshold,
+            comparison=self.comparison,
+        )

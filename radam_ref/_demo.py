@@ -1,0 +1,39 @@
+"""``radam-ref demo``: the step schedule of a profile and a few steps on NumPy."""
+
+from __future__ import annotations
+
+__all__ = ["register", "run"]
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "demo", help="print the step schedule and run a few RAdam steps on NumPy"
+    )
+    parser.add_argument("--profile", default="paper", help="profile name (default: paper)")
+    parser.add_argument("--steps", type=int, default=8, help="steps to run (default: 8)")
+    parser.set_defaults(func=run)
+
+
+def run(args) -> int:
+    import numpy as np
+
+    import radam_ref
+
+    config = radam_ref.RAdamConfig.from_profile(args.profile, lr=0.1)
+    print(f"profile {config.profile!r}: betas={config.betas} eps={config.eps} "
+          f"threshold: rho_t {config.comparison} {config.threshold}")
+    print(f"{'t':>5} {'rho_t':>12} {'rectified':>9} {'r_t':>10} {'1-b1^t':>10} {'1-b2^t':>12}")
+    for t in list(range(1, 9)) + [10, 100, 1000, 10000]:
+        s = config.schedule(t)
+        r_t = f"{s.r_t:10.6f}" if s.rectified else f"{'-':>10}"
+        print(f"{t:>5} {s.rho_t:12.6f} {str(s.rectified):>9} {r_t} "
+              f"{s.bias_correction1:10.6f} {s.bias_correction2:12.6e}")
+    print(f"rho_inf = {config.schedule(1).rho_inf:.6f}")
+    # Minimise f(x) = ½‖x − 1‖² from x = 0 on NumPy.
+    x = np.zeros(3)
+    state = radam_ref.init(x)
+    print("\nminimising ½‖x − 1‖² from x = 0 (lr = 0.1):")
+    for _ in range(args.steps):
+        x, state = radam_ref.step(x, x - 1.0, state, config)
+        print(f"  step {state.count}: x = {np.array2string(x, precision=6)}")
+    return 0
