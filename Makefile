@@ -24,5 +24,9 @@ test: $(STAMP)
 test-thorough: $(STAMP)
 	HYPOTHESIS_PROFILE=thorough $(BIN)/python -m pytest -n 2 -p no:cacheprovider tests
 
+## gpu-check: on a machine with an NVIDIA GPU and CuPy: CuPy tests + GPU benchmark table
+gpu-check: $(STAMP)
+	PYTHON=$(BIN)/python scripts/gpu-check
+
 clean:
 	rm -rf $(VENV) build dist *.egg-info .hypothesis

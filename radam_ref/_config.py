@@ -28,8 +28,8 @@ The axes (see SPEC-NOTES in the project docs and ``docs/spec.md``):
 ``nonfinite``
     ``"propagate"`` (default): IEEE arithmetic, a NaN/inf gradient spreads into the
     state and θ exactly as the formulas say.  ``"raise"``: the step checks every
-    gradient first and raises ``FloatingPointError`` before anything changes
-    (this reads the data, so it cannot run under ``jax.jit``).
+    gradient first and raises ``NonFiniteGradientError`` (a ``ValueError``) before
+    anything changes (this reads the data, so it cannot run under ``jax.jit``).
 """
 
 from __future__ import annotations

@@ -38,6 +38,7 @@ import dataclasses
 import functools
 import math
 import numbers
+import warnings
 from decimal import MAX_EMAX, MIN_EMIN, Context, Decimal, localcontext
 
 __all__ = ["StepSchedule", "ArraySchedule", "schedule", "schedule_array", "COMPARISONS"]
@@ -252,7 +253,9 @@ def _beta_constants(beta: float) -> tuple[float, float, float]:
 def _float_dtype(xp, device):
     """float64 where the namespace really provides it on ``device``, else float32."""
     try:
-        probe = xp.asarray(1.0, dtype=xp.float64, device=device)
+        with warnings.catch_warnings():  # JAX without x64 warns, then truncates
+            warnings.simplefilter("ignore")
+            probe = xp.asarray(1.0, dtype=xp.float64, device=device)
         if probe.dtype == xp.float64:
             return xp.float64
     except Exception:  # noqa: BLE001 - e.g. a device without float64
@@ -322,8 +325,9 @@ def schedule_array(
     else:
         u = tf * big_l
         # Direct branch, guarded so the unused lane never divides by zero.
-        # Beyond u = 700, u/expm1(u) < 1e-300: clamp so expm1 cannot overflow.
-        u_direct = xp.where(u >= _SERIES_CUTOFF, xp.where(u > 700.0, const(700.0), u), const(1.0))
+        # Beyond u = 80, (2/L)·u/expm1(u) < 1e-32·ρ∞, far below one ulp of ρ_t:
+        # clamp so expm1 cannot overflow, even in float32 (overflow at u ≈ 88.7).
+        u_direct = xp.where(u >= _SERIES_CUTOFF, xp.where(u > 80.0, const(80.0), u), const(1.0))
         direct = rho_inf_f - (2.0 / big_l) * (u_direct / xp.expm1(u_direct))
         u_series = xp.where(u < _SERIES_CUTOFF, u, const(0.0))
         w = u_series * u_series

@@ -30,6 +30,7 @@ particular with ε = 0, an element whose gradients have all been exactly 0 gets
 
 from __future__ import annotations
 
+import numbers
 from typing import Any, NamedTuple
 
 import array_api_compat
@@ -131,7 +132,9 @@ def step(
 
     count = state.count
     t = count + 1
-    exact = not array_api_compat.is_array_api_obj(count)
+    # A Python or NumPy integer counter gets the exact host scalars; an array
+    # counter (e.g. traced under jax.jit) gets the array form.
+    exact = isinstance(count, numbers.Integral)
     if exact:
         sched = config.schedule(int(t))
         sched_next = config.schedule(int(t) + 1) if config.nesterov else None
@@ -146,9 +149,11 @@ def step(
     new_p, new_m, new_v = [], [], []
     for p, g, m, v in zip(p_leaves, g_leaves, m_leaves, v_leaves):
         p2, m2, v2 = update(xp, config, sched, sched_next, p, g, m, v)
-        new_p.append(p2)
-        new_m.append(m2)
-        new_v.append(v2)
+        # xp.asarray: NumPy arithmetic on 0-d arrays returns NumPy scalars; the
+        # results must be arrays of the input's type (a no-op everywhere else).
+        new_p.append(xp.asarray(p2))
+        new_m.append(xp.asarray(m2))
+        new_v.append(xp.asarray(v2))
     return unflatten(treedef, new_p), RAdamState(
         count=t, m=unflatten(treedef, new_m), v=unflatten(treedef, new_v)
     )

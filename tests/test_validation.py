@@ -1,0 +1,357 @@
+"""Bad input raises ValueError/TypeError naming the argument and carrying the bad
+value, before anything is computed or written.
+
+Each check matches the message against both the argument's name and ``repr`` of
+the offending value (``re.escape``d), so a message that drops either fails.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import radam_ref
+from radam_ref import NonFiniteGradientError, RAdamConfig, RAdamState
+
+
+def names(*parts) -> str:
+    """A regex requiring every part, in order, anywhere in the message."""
+    return ".*".join(re.escape(p) for p in parts)
+
+
+# --------------------------------------------------------------------------- #
+# RAdamConfig
+# --------------------------------------------------------------------------- #
+
+bad_betas = st.one_of(
+    st.floats(max_value=0.0, exclude_max=True, allow_nan=False),
+    st.floats(min_value=1.0, allow_nan=False),
+    st.just(math.nan),
+)
+
+
+@given(bad=bad_betas, index=st.integers(0, 1))
+def test_beta_outside_unit_interval(bad, index):
+    betas = [0.9, 0.999]
+    betas[index] = bad
+    with pytest.raises(ValueError, match=names(f"index {index}", repr(float(bad)))):
+        RAdamConfig(betas=tuple(betas))
+    name = ("beta1", "beta2")[index]
+    with pytest.raises(ValueError, match=names(name, repr(float(bad)))):
+        radam_ref.schedule(3, **{name: bad})
+    with pytest.raises(ValueError, match=names(name, repr(float(bad)))):
+        radam_ref.schedule_array(np.asarray(3), **{name: bad})
+
+
+bad_nonnegatives = st.one_of(
+    st.floats(max_value=0.0, exclude_max=True),
+    st.sampled_from([math.inf, -math.inf, math.nan]),
+)
+
+
+@pytest.mark.parametrize("field,label", [("lr", "learning rate"), ("eps", "epsilon"),
+                                         ("weight_decay", "weight_decay"),
+                                         ("eps_root", "eps_root")])
+@given(bad=bad_nonnegatives)
+def test_negative_or_nonfinite_hyperparameters(field, label, bad):
+    with pytest.raises(ValueError, match=names(label, repr(float(bad)))):
+        RAdamConfig(**{field: bad})
+    with pytest.raises(ValueError, match=names(label, repr(float(bad)))):
+        RAdamConfig().replace(**{field: bad})
+    with pytest.raises(ValueError, match=names(label, repr(float(bad)))):
+        RAdamConfig.from_profile("torch", **{field: bad})
+
+
+@pytest.mark.parametrize("field,label", [("lr", "learning rate"), ("eps", "epsilon"),
+                                         ("weight_decay", "weight_decay"),
+                                         ("threshold", "threshold")])
+@pytest.mark.parametrize("bad", ["0.1", None, True, [0.1], 1j])
+def test_non_real_hyperparameters(field, label, bad):
+    with pytest.raises(TypeError, match=names(label, repr(bad))):
+        RAdamConfig(**{field: bad})
+
+
+@pytest.mark.parametrize("bad", [0.9, (0.9,), (0.9, 0.99, 0.999), "ab", None])
+def test_betas_not_a_pair(bad):
+    with pytest.raises(TypeError, match=names("betas", repr(bad))):
+        RAdamConfig(betas=bad)
+
+
+@given(bad=st.one_of(st.floats(max_value=4.0, exclude_max=True),
+                     st.sampled_from([math.inf, math.nan])))
+def test_threshold_below_four_or_nonfinite(bad):
+    with pytest.raises(ValueError, match=names("threshold", repr(float(bad)))):
+        RAdamConfig(threshold=bad)
+    with pytest.raises(ValueError, match=names("threshold", repr(float(bad)))):
+        radam_ref.schedule(3, threshold=bad)
+
+
+@pytest.mark.parametrize("field,bad", [
+    ("comparison", "<"), ("comparison", "gt"), ("eps_placement", "inside"),
+    ("weight_decay_mode", "adamw"), ("before_rectification", "adam"),
+    ("nonfinite", "ignore"), ("weight_decay_mode", None),
+])
+def test_unknown_option_values(field, bad):
+    with pytest.raises(ValueError, match=names(field, repr(bad))):
+        RAdamConfig(**{field: bad})
+
+
+@pytest.mark.parametrize("bad", ["<", "=="])
+def test_unknown_comparison_in_schedule(bad):
+    with pytest.raises(ValueError, match=names("comparison", repr(bad))):
+        radam_ref.schedule(3, comparison=bad)
+    with pytest.raises(ValueError, match=names("comparison", repr(bad))):
+        radam_ref.schedule_array(np.asarray(3), comparison=bad)
+
+
+@pytest.mark.parametrize("flag", ["nesterov", "maximize"])
+@pytest.mark.parametrize("bad", [1, 0, "yes", None])
+def test_flags_must_be_bool(flag, bad):
+    with pytest.raises(TypeError, match=names(flag, repr(bad))):
+        RAdamConfig(**{flag: bad})
+
+
+def test_unknown_option_names():
+    with pytest.raises(TypeError, match="momentum"):
+        RAdamConfig(momentum=0.9)
+    with pytest.raises(TypeError, match=names("unknown", "momentum")):
+        RAdamConfig().replace(momentum=0.9)
+    with pytest.raises(TypeError, match=names("unknown", "amsgrad")):
+        RAdamConfig.from_profile("torch", amsgrad=True)
+
+
+@pytest.mark.parametrize("bad", ["keras", "Torch", "", "paper "])
+def test_unknown_profile(bad):
+    with pytest.raises(ValueError, match=names("profile", repr(bad))):
+        RAdamConfig.from_profile(bad)
+
+
+def test_config_is_frozen():
+    cfg = RAdamConfig()
+    with pytest.raises(AttributeError):
+        cfg.lr = 1.0  # type: ignore[misc]
+    assert cfg.lr == 1e-3
+
+
+# --------------------------------------------------------------------------- #
+# schedule(t)
+# --------------------------------------------------------------------------- #
+
+
+@given(bad=st.integers(max_value=0))
+def test_step_number_not_positive(bad):
+    with pytest.raises(ValueError, match=names("step t", repr(bad))):
+        radam_ref.schedule(bad)
+
+
+@pytest.mark.parametrize("bad", [True, False, 1.0, 2.5, "3", None, np.float64(2.0)])
+def test_step_number_not_an_integer(bad):
+    with pytest.raises(TypeError, match=names("step t", repr(bad))):
+        radam_ref.schedule(bad)
+
+
+def test_config_schedule_uses_the_same_checks():
+    with pytest.raises(ValueError, match=names("step t", "0")):
+        RAdamConfig().schedule(0)
+
+
+# --------------------------------------------------------------------------- #
+# step(): containers, arrays, namespaces, devices, counter
+# --------------------------------------------------------------------------- #
+
+
+def _ok(shape=(3,), dtype=np.float64):
+    return np.arange(1, 1 + int(np.prod(shape)), dtype=dtype).reshape(shape) / 7
+
+
+def _readonly(a):
+    a = np.array(a, copy=True)
+    a.flags.writeable = False
+    return a
+
+
+def _expect_nothing_written(fn, *arrays):
+    copies = [np.array(a, copy=True) for a in arrays]
+    fn()
+    for a, c in zip(arrays, copies):
+        np.testing.assert_array_equal(a, c)
+
+
+def test_structure_mismatch():
+    p = [_ok(), _ok()]
+    state = radam_ref.init(p)
+    with pytest.raises(ValueError, match=names("grads", "different structure", "params")):
+        radam_ref.step(p, [_ok(), _ok(), _ok()], state)
+    with pytest.raises(ValueError, match=names("grads", "different structure")):
+        radam_ref.step(p, (_ok(), _ok()), state)
+    d = {"w": _ok(), "b": _ok()}
+    with pytest.raises(ValueError, match=names("grads", "'bias'")):
+        radam_ref.step(d, {"w": _ok(), "bias": _ok()}, radam_ref.init(d))
+    other_state = radam_ref.init([_ok()])
+    with pytest.raises(ValueError, match=names("state.m", "different structure")):
+        radam_ref.step(p, p, other_state)
+
+
+def test_shape_mismatch():
+    p = {"w": _ok((2, 3)), "b": _ok((3,))}
+    g = {"w": _ok((3, 2)), "b": _ok((3,))}
+    with pytest.raises(ValueError, match=names("grads['w']", "(3, 2)", "params['w']", "(2, 3)")):
+        radam_ref.step(p, g, radam_ref.init(p))
+    state = radam_ref.init({"w": _ok((2, 3)), "b": _ok((4,))})
+    with pytest.raises(ValueError, match=names("state.m['b']", "(4,)", "(3,)")):
+        radam_ref.step(p, p, state)
+
+
+def test_dtype_mismatch():
+    p = [_ok(dtype=np.float64)]
+    g = [_ok(dtype=np.float32)]
+    with pytest.raises(TypeError, match=names("grads[0]", "float32", "params[0]", "float64")):
+        radam_ref.step(p, g, radam_ref.init(p))
+    state = radam_ref.init([_ok(dtype=np.float32)])
+    with pytest.raises(TypeError, match=names("state.m[0]", "float32")):
+        radam_ref.step(p, p, state)
+
+
+@pytest.mark.parametrize("dtype", [np.int64, np.int32, np.uint8, np.bool_, np.complex128])
+def test_non_real_floating_arrays(dtype):
+    bad = np.ones(3, dtype=dtype)
+    with pytest.raises(TypeError, match=names("params", "real floating", np.dtype(dtype).name)):
+        radam_ref.init(bad)
+    p = _ok()
+    with pytest.raises(TypeError, match=names("grads", np.dtype(dtype).name)):
+        radam_ref.step(p, bad, radam_ref.init(p))
+
+
+@pytest.mark.parametrize("tree,path,value", [
+    ({"w": [1.0, 2.0]}, "params['w'][0]", "1.0"),  # a list is a container, 1.0 its leaf
+    (1.5, "params", "1.5"), ("x", "params", "'x'"), (None, "params", "None"),
+    ([np.ones(2), 3], "params[1]", "3"),
+])
+def test_leaves_must_be_arrays(tree, path, value):
+    with pytest.raises(TypeError, match=names(path, "must be an array", value)):
+        radam_ref.init(tree)
+
+
+def test_empty_params():
+    with pytest.raises(ValueError, match=names("params", "no arrays")):
+        radam_ref.init([])
+
+
+def test_mixed_namespaces():
+    torch = pytest.importorskip("torch")
+    p = _ok()
+    g = torch.asarray(_ok())
+    with pytest.raises(TypeError, match=names("more than one namespace", "numpy", "torch")):
+        radam_ref.step(p, g, radam_ref.init(p))
+
+
+def test_mixed_devices():
+    xps = pytest.importorskip("array_api_strict")
+    p = xps.asarray(_ok(), device=xps.Device("device1"))
+    g = xps.asarray(_ok())  # CPU_DEVICE
+    with pytest.raises(ValueError, match=names("grads", "device", "CPU_DEVICE", "device1")):
+        radam_ref.step(p, g, radam_ref.init(p))
+    state = radam_ref.init(xps.asarray(_ok()))
+    with pytest.raises(ValueError, match=names("state.m", "CPU_DEVICE", "device1")):
+        radam_ref.step(p, p, state)
+
+
+@given(bad=st.integers(max_value=-1))
+def test_counter_negative(bad):
+    p = _readonly(_ok())
+    state = radam_ref.init(p)._replace(count=bad)
+    with pytest.raises(ValueError, match=names("state.count", repr(bad))):
+        radam_ref.step(p, p, state)
+
+
+@pytest.mark.parametrize("bad", [True, False, 1.0, "2", None, 2.5])
+def test_counter_not_an_integer(bad):
+    p = _ok()
+    state = radam_ref.init(p)._replace(count=bad)
+    with pytest.raises(TypeError, match=names("state.count", repr(bad))):
+        radam_ref.step(p, p, state)
+
+
+@pytest.mark.parametrize("bad", [np.asarray(1.0), np.asarray([1, 2])])
+def test_counter_array_not_a_0d_integer(bad):
+    p = _ok()
+    state = radam_ref.init(p)._replace(count=bad)
+    with pytest.raises(TypeError, match=names("state.count", "0-d integer", str(bad.dtype))):
+        radam_ref.step(p, p, state)
+
+
+def test_wrong_state_and_config_types():
+    p = _ok()
+    with pytest.raises(TypeError, match=names("state", "RAdamState", "tuple")):
+        radam_ref.step(p, p, (0, p, p))
+    with pytest.raises(TypeError, match=names("config", "RAdamConfig", "{'lr': 0.1}")):
+        radam_ref.step(p, p, radam_ref.init(p), {"lr": 0.1})
+    with pytest.raises(TypeError, match=names("config", "RAdamConfig")):
+        radam_ref.optax_transform("torch")
+
+
+def test_optax_transform_update_needs_params():
+    p = _ok()
+    tx = radam_ref.optax_transform(RAdamConfig())
+    with pytest.raises(ValueError, match=names("params", "None")):
+        tx.update(p, radam_ref.init(p))
+
+
+def test_failed_validation_writes_nothing():
+    """Torch tensors are writable: a rejected call leaves every input as it was."""
+    torch = pytest.importorskip("torch")
+    p = [torch.ones(3, dtype=torch.float64), torch.ones(2, dtype=torch.float64)]
+    state = radam_ref.init(p)
+    g = [torch.full((3,), 0.5, dtype=torch.float64), torch.full((4,), 0.5, dtype=torch.float64)]
+    snapshots = [x.clone() for x in p + g + list(state.m) + list(state.v)]
+    with pytest.raises(ValueError, match=names("grads[1]", "(4,)")):
+        radam_ref.step(p, g, state)
+    for x, snap in zip(p + g + list(state.m) + list(state.v), snapshots):
+        assert torch.equal(x, snap)
+
+
+# --------------------------------------------------------------------------- #
+# nonfinite="raise"
+# --------------------------------------------------------------------------- #
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
+def test_nonfinite_raise_before_anything_changes(xp_case, bad):
+    """The opt-in check raises NonFiniteGradientError (a ValueError) naming the leaf
+    and the step, for every namespace; no input is written (read-only NumPy
+    proves it; copies prove it for the others)."""
+    _, to_array = xp_case
+    from _spec_oracles import to_numpy
+
+    cfg = RAdamConfig(nonfinite="raise")
+    params = {"w": to_array(_ok()), "b": to_array(_ok((2,)))}
+    state = radam_ref.init(params)
+    good = {"w": to_array(_ok()), "b": to_array(_ok((2,)))}
+    params, state = radam_ref.step(params, good, state, cfg)
+    before = [to_numpy(x) for x in (params["w"], params["b"], state.m["w"], state.v["b"])]
+    bad_g = np.array([0.5, bad])
+    grads = {"w": to_array(_ok()), "b": to_array(bad_g)}
+    with pytest.raises(NonFiniteGradientError, match=names("grads['b']", "non-finite", "step 2")):
+        radam_ref.step(params, grads, state, cfg)
+    assert issubclass(NonFiniteGradientError, ValueError)
+    after = [to_numpy(x) for x in (params["w"], params["b"], state.m["w"], state.v["b"])]
+    for a, b in zip(before, after):
+        np.testing.assert_array_equal(a, b)
+    assert state.count == 1
+    # The default policy propagates instead of raising.
+    new_params, _ = radam_ref.step(params, grads, state, cfg.replace(nonfinite="propagate"))
+    assert not np.isfinite(to_numpy(new_params["b"])[1])
+
+
+def test_validation_of_state_from_init_roundtrip():
+    """A state whose moments were built for other params is rejected, naming state.v."""
+    p = _ok((3,))
+    state = radam_ref.init(p)
+    state = RAdamState(count=0, m=state.m, v=_ok((2,)))
+    with pytest.raises(ValueError, match=names("state.v", "(2,)", "(3,)")):
+        radam_ref.step(p, p, state)
