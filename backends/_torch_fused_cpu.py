@@ -365,7 +365,7 @@ class FusedPlan:
         a gradient that the kernel cannot take (they go to another path).
         """
         state = self.state
-        lists: dict = {}
+        rows: dict = {}  # numpy dtype -> (params, [(p, g, m, v, step addresses, size)])
         others = []
         entries = self.entries
         for index, p in enumerate(self.params):
@@ -393,20 +393,16 @@ class FusedPlan:
             if not g.is_contiguous():
                 others.append(p)
                 continue
-            batch = lists.get(entry[1])
+            batch = rows.get(entry[1])
             if batch is None:
-                batch = lists[entry[1]] = ([], [], [], [], [], [], [])
+                batch = rows[entry[1]] = ([], [])
             batch[0].append(p)
-            batch[1].append(entry[0])
-            batch[2].append(g.data_ptr())
-            batch[3].append(entry[7])
-            batch[4].append(entry[8])
-            batch[5].append(entry[9])
-            batch[6].append(entry[2])
+            batch[1].append((entry[0], g.data_ptr(), entry[7], entry[8], entry[9], entry[2]))
         batches = {}
-        for np_dtype, (ps, *addresses, sizes) in lists.items():
-            batches[np_dtype] = (ps, [np.array(a, dtype=np.int64) for a in addresses],
-                                 np.array(sizes, dtype=np.int64))
+        for np_dtype, (ps, table) in rows.items():
+            table = np.array(table, dtype=np.int64).T
+            batches[np_dtype] = (ps, [np.ascontiguousarray(column) for column in table[:5]],
+                                 np.ascontiguousarray(table[5]))
         return batches, others
 
 

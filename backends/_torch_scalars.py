@@ -9,13 +9,15 @@ digits and rounded once to float64):
     corrections is ever computed in a tensor dtype.
 
 :class:`DeviceScalars`
-    0-d float64 tensors looked up, by the step counter *tensor*, in a table of
-    exact rows built on the host (:func:`schedule_table`).  Used when the step must
-    run without host work: ``capturable=True`` (CUDA graphs) and under
-    ``torch.compile``.  Rows cover ``t = 1 … TABLE_STEPS``; beyond the table the
-    spec's own array form :func:`radam_ref.schedule_array` is evaluated in float64
-    (cancellation-free, within a few ulp of the exact values; see its docstring).
-    The threshold crossing and the first ``TABLE_STEPS`` rectified steps, where
+    The same values as 0-d float64 tensors, for code that must not read the host:
+    under ``torch.compile`` they are made on the host from :class:`HostScalars`
+    (one small non-compiled call per step) and enter the graph as inputs; with
+    ``capturable=True`` (CUDA graphs) :func:`device_scalars` looks them up, by the
+    step counter *tensor*, in a table of exact rows built on the host
+    (:func:`schedule_table`, t = 1 … TABLE_STEPS) and beyond the table evaluates
+    the spec's own array form :func:`radam_ref.schedule_array` in float64
+    (cancellation-free, within a few ulp of the exact values; see its
+    docstring).  The threshold crossing and the first TABLE_STEPS steps, where
     precision matters, are therefore exact, and no step is ever computed in
     float32.
 """
@@ -176,8 +178,29 @@ def device_scalars(config: RAdamConfig, table: torch.Tensor, step: torch.Tensor)
     )
 
 
+class _HostConstantNamespace:
+    """``array_api_compat.torch`` with Python scalars made as CPU 0-d tensors.
+
+    A CUDA graph cannot capture a host-to-device copy, and ``schedule_array``
+    makes its constants with ``xp.asarray(python_float, device=...)``.  torch
+    passes a CPU 0-d tensor to a device kernel as an argument, so constants made on
+    the CPU keep :func:`device_scalars` capturable (and change nothing on the CPU).
+    """
+
+    def __init__(self, xp) -> None:
+        self._xp = xp
+
+    def __getattr__(self, name):
+        return getattr(self._xp, name)
+
+    def asarray(self, obj, /, *, dtype=None, device=None, copy=None):
+        if isinstance(obj, (bool, int, float)):
+            return torch.tensor(obj, dtype=dtype)
+        return self._xp.asarray(obj, dtype=dtype, device=device, copy=copy)
+
+
 @functools.lru_cache(maxsize=1)
 def _torch_namespace():
     import array_api_compat.torch as xp
 
-    return xp
+    return _HostConstantNamespace(xp)

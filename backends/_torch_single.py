@@ -143,9 +143,10 @@ def _host_step(p, g, m, v, s: HostScalars, config: RAdamConfig, lr, op_order: st
 def _device_step(p, g, m, v, s: DeviceScalars, config: RAdamConfig, lr, op_order: str):
     """As :func:`_host_step`, with 0-d tensor scalars and ``torch.where`` for branches.
 
-    Scalar products (α r_t, sqrt(1 − β₂ᵗ)) are formed in float64 and then cast to
-    the compute dtype, as a Python float is cast by torch in the host path.  The unselected branch stays finite: r_t is 0 there, never the square
-    root of a negative number, so gradients through the step are finite too.
+    Scalar products (α r_t) are formed in float64 and then cast to the compute
+    dtype, as a Python float is cast by torch in the host path.  The unselected
+    branch stays finite: r_t is 0 there, never the square root of a negative
+    number, so gradients through the step are finite too.
     """
     dtype = m.dtype
     bc1 = s.bias_correction1.to(dtype)

@@ -127,6 +127,7 @@ class Scenario:
     dtype: str = "float64"
     added: dict = dataclasses.field(default_factory=dict)
     record_every: int = 1
+    stop: int | None = None
 
     def __post_init__(self) -> None:
         check_dtype(self.dtype)
@@ -134,9 +135,12 @@ class Scenario:
 
     @property
     def steps(self) -> int:
-        if isinstance(self.grads, GeneratedStream):
-            return self.grads.steps
-        return len(self.grads)
+        total = self.grads.steps if isinstance(self.grads, GeneratedStream) else len(self.grads)
+        return total if self.stop is None else min(total, self.stop)
+
+    def truncated(self, steps: int) -> "Scenario":
+        """The same scenario, stopped after ``steps`` steps."""
+        return self.replace(stop=steps)
 
     def grads_at(self, t: int) -> list:
         """Gradients of step ``t`` (1-based): per group, per parameter."""
@@ -177,6 +181,7 @@ class Scenario:
             "added": {str(t): g.to_json() for t, g in self.added.items()},
             "grads": grads,
             "record_every": self.record_every,
+            "stop": self.stop,
         }
 
     def dumps(self) -> str:
@@ -200,6 +205,7 @@ class Scenario:
             dtype=data.get("dtype", "float64"),
             added={int(t): Group.from_json(g) for t, g in data.get("added", {}).items()},
             record_every=int(data.get("record_every", 1)),
+            stop=data.get("stop"),
         )
 
 

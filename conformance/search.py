@@ -7,16 +7,37 @@ failure it shrinks to a minimal failing one, which :func:`search` returns with
 its outcome.  Outcomes are memoised by the scenario's exact JSON, so shrinking
 never re-runs a target on a case it has seen, and the number of *new* cases tried
 while shrinking is capped (``shrink_budget``): past it, unseen cases count as
-passing, which ends shrinking at the smallest failure found so far.
+passing, which ends shrinking at the smallest failure found so far; and
+shrinking stops after ``shrink_seconds`` in any case.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 
 from .adapters.base import NotSupported
 
 __all__ = ["SearchResult", "search"]
+
+
+@contextlib.contextmanager
+def _shrink_time_limit(seconds: float):
+    """Cap Hypothesis's shrinking time (its default is 300 s) for this search."""
+    try:
+        from hypothesis.internal.conjecture import engine
+    except ImportError:  # pragma: no cover
+        yield
+        return
+    old = getattr(engine, "MAX_SHRINKING_SECONDS", None)
+    if old is None:  # pragma: no cover - a Hypothesis without the constant
+        yield
+        return
+    engine.MAX_SHRINKING_SECONDS = seconds
+    try:
+        yield
+    finally:
+        engine.MAX_SHRINKING_SECONDS = old
 
 
 @dataclasses.dataclass
@@ -34,8 +55,8 @@ class _Found(Exception):
         self.case, self.outcome = case, outcome
 
 
-def search(strategy, evaluate, *, max_examples: int, seed: int, shrink_budget: int = 150,
-           on_example=None) -> SearchResult:
+def search(strategy, evaluate, *, max_examples: int, seed: int, shrink_budget: int = 60,
+           shrink_seconds: float = 10.0, on_example=None) -> SearchResult:
     """Draw scenarios from ``strategy``; return the minimal failure, if any."""
     from hypothesis import HealthCheck, Phase, Verbosity, given, reject, settings
     from hypothesis import seed as hseed
@@ -84,7 +105,8 @@ def search(strategy, evaluate, *, max_examples: int, seed: int, shrink_budget: i
         phases=(Phase.explicit, Phase.generate, Phase.shrink),
     )(hseed(seed)(given(strategy)(prop)))
     try:
-        test()
+        with _shrink_time_limit(shrink_seconds):
+            test()
     except _Found as found:
         result.failure = (found.case, found.outcome)
     except Unsatisfiable:

@@ -116,6 +116,12 @@ def run_fsdp2(rank, world, path):
     model, optimizer = _fsdp(path)
     assert all(type(p).__name__ == "DTensor" for p in model.parameters())
     _train(model, optimizer, rank, world, range(STEPS))
+    if path == "default":  # the fused kernel took every local shard
+        from radam_ref.backends import _torch_fused_cpu
+
+        if _torch_fused_cpu.AVAILABLE:
+            entries = optimizer._fused_plans[0].entries
+            assert entries and all(isinstance(e, tuple) for e in entries), entries
     return _gather(model, optimizer)
 
 

@@ -82,7 +82,8 @@ ERROR_INPUTS = [
     ({"op_order": "fast"}, ValueError, r"Invalid op_order: 'fast'"),
     ({"op_order": "torch", "eps_placement": "after_bias_correction"}, ValueError,
      r"Invalid op_order: 'torch'.*eps_placement='after_bias_correction'"),
-    ({"op_order": "torch", "nesterov": True}, ValueError, r"Invalid op_order: 'torch'.*nesterov=True"),
+    ({"op_order": "torch", "nesterov": True}, ValueError,
+     r"Invalid op_order: 'torch'.*nesterov=True"),
     ({"decoupled_weight_decay": True, "weight_decay_mode": "l2"}, ValueError,
      r"Invalid weight_decay_mode: 'l2' contradicts decoupled_weight_decay=True"),
     ({"decoupled_weight_decay": "yes"}, TypeError, r"decoupled_weight_decay must be a bool"),
@@ -169,7 +170,8 @@ def magnitudes(config: RAdamConfig, t: int, p, g, m, v, v_new):
     mag_m = m + g
     mag_v = b2 * v + (1 - b2) * g * g
     if config.nesterov:
-        m_hat = b1 * mag_m / config.schedule(t + 1).bias_correction1 + (1 - b1) * g / s.bias_correction1
+        m_hat = (b1 * mag_m / config.schedule(t + 1).bias_correction1
+                 + (1 - b1) * g / s.bias_correction1)
     else:
         m_hat = mag_m / s.bias_correction1
     mag_p = p.clone()
@@ -427,7 +429,8 @@ def run_against_spec(optimizer, params, specs, grads, *, exact: bool, label: str
         optimizer.step()
         for index, (p, spec, g) in enumerate(zip(params, specs, step_grads)):
             if g is None:
-                assert p not in optimizer.state or int(optimizer.state[p]["step"]) == spec.state.count
+                taken = int(optimizer.state[p]["step"]) if p in optimizer.state else 0
+                assert taken == spec.state.count
                 continue
             spec.step(g)
             state = optimizer.state[p]
@@ -867,7 +870,8 @@ def test_lr_schedulers_are_honoured(path):
     p = torch.zeros(3, dtype=torch.float64, requires_grad=True)
     optimizer = RAdam([p], lr=0.1, op_order="spec", **PATHS[path])
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=3, gamma=0.5)
-    spec_p, state = torch.zeros(3, dtype=torch.float64), radam_ref.init(torch.zeros(3, dtype=torch.float64))
+    spec_p = torch.zeros(3, dtype=torch.float64)
+    state = radam_ref.init(spec_p)
     for step_index, (g,) in enumerate(grads):
         p.grad = g.clone()
         optimizer.step()
@@ -1088,3 +1092,58 @@ def test_functional_update_compiles_with_fullgraph():
     update(params, grads, states, scalars)
     for p, q in zip(params, expected):
         assert_exact(p, q, "fullgraph update")
+
+
+# --------------------------------------------------------------------------- #
+# CUDA (skipped without a GPU)
+# --------------------------------------------------------------------------- #
+
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+
+@needs_cuda
+def test_cuda_graph_replay_of_a_capturable_step_matches_eager():
+    """Capture optimizer.step() once in a CUDA graph, replay it for steps that cross
+    the threshold, and compare with the eager single-tensor path bit for bit."""
+    generator = torch.Generator().manual_seed(17)
+    start = torch.randn(1000, generator=generator, dtype=torch.float64)
+    grads = [torch.randn(1000, generator=generator, dtype=torch.float64) for _ in range(12)]
+    p = start.cuda().requires_grad_()
+    p.grad = torch.zeros_like(p)
+    optimizer = RAdam([p], lr=0.01, weight_decay=0.1, capturable=True)
+    q = start.cuda().requires_grad_()
+    eager = RAdam([q], lr=0.01, weight_decay=0.1, foreach=False)
+    static_grad = p.grad
+    static_grad.copy_(grads[0].cuda())
+    stream = torch.cuda.Stream()
+    stream.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(stream):  # warm-up step: creates state and the table
+        optimizer.step()
+    torch.cuda.current_stream().wait_stream(stream)
+    q.grad = grads[0].cuda()
+    eager.step()
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        optimizer.step()
+    for g in grads[1:]:
+        static_grad.copy_(g.cuda())
+        graph.replay()
+        q.grad = g.cuda()
+        eager.step()
+        torch.cuda.synchronize()
+        assert_exact(p.detach(), q.detach(), "CUDA graph replay θ")
+
+
+@needs_cuda
+@pytest.mark.parametrize("path", ["foreach", "single", "capturable"])
+def test_cuda_paths_match_the_spec(path):
+    generator = torch.Generator().manual_seed(18)
+    params = [torch.randn(s, generator=generator, dtype=torch.float64).cuda().requires_grad_()
+              for s in [(33, 7), (100,)]]
+    config = expected_config({"weight_decay": 0.1})
+    specs = [SpecParam(p, config) for p in params]
+    grads = [[torch.randn(p.shape, generator=generator, dtype=torch.float64).cuda()
+              for p in params] for _ in range(9)]
+    optimizer = RAdam(params, weight_decay=0.1, **PATHS[path])
+    run_against_spec(optimizer, params, specs, grads, exact=path != "foreach",
+                     label=f"cuda {path}")

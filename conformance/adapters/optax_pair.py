@@ -262,8 +262,16 @@ class OptaxSession(Session):
 
         tx = self.tx
         with self.target.x64_context():
-            per_step = [self._grads_tree(grads_at(t)) for t in range(1, steps + 1)]
-            stacked = jax.tree.map(lambda *xs: jnp.stack(xs), *per_step)
+            rows = [grads_at(t) for t in range(1, steps + 1)]
+            if any(g is None for row in rows for group in row for g in group):
+                raise NotSupported("a None gradient (optax updates every leaf of the tree)")
+            np_dtype = np.complex128 if self.dtype.startswith("complex") else np.float64
+            stacked = {
+                f"g{i}": [jnp.asarray(np.stack([np.asarray(row[i][j], dtype=np_dtype) for row in rows]),
+                                      dtype=getattr(jnp, self.dtype))
+                          for j in range(len(rows[0][i]))]
+                for i in range(len(rows[0]))
+            }
 
             def body(carry, g):
                 params, state = carry

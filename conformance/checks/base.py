@@ -146,7 +146,7 @@ def fail_result(ctx: Context, check_name: str, scenario: Scenario, outcome: Outc
                 examples: int = 0) -> CheckResult:
     """A ``fail`` result for ``outcome`` on ``scenario``: diagnosis and repro."""
     if outcome.mismatch is not None and outcome.observed is not None:
-        diag = diagnose(scenario, outcome.observed, fallback=axis)
+        diag = diagnose(scenario, outcome.observed, fallback=axis, upto=outcome.mismatch.step)
         axis_text = diag.describe()
     else:
         axis_text = axis
