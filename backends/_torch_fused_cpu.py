@@ -26,6 +26,8 @@ tensors) are read and advanced by the kernel module itself.
 
 from __future__ import annotations
 
+import operator
+
 import numpy as np
 import torch
 
@@ -318,6 +320,12 @@ class FusedPlan:
         self.count = len(params)
         self.state = state
         self.entries: list = [None] * len(params)
+        # A parameter listed twice would be updated by two threads at once: the
+        # optimizer then steps the group with the single-tensor path instead.
+        self.distinct = len({id(p) for p in params}) == len(params)
+        # When every parameter of the group is in the kernel's batch, its columns
+        # (state dicts, tensors, address arrays) are kept for a vectorised check.
+        self.columns = None
 
     def matches(self, params: list, state) -> bool:
         return params is self.params and len(params) == self.count and state is self.state
@@ -361,9 +369,49 @@ class FusedPlan:
 
         ``init_state(p)`` returns the (lazily created) state dict of ``p``.
         Returns ``(batches, others)``: ``batches`` maps a numpy dtype to
-        ``(params, pointer arrays, sizes)``; ``others`` lists the parameters with
-        a gradient that the kernel cannot take (they go to another path).
+        ``(params, pointer arrays, sizes, tensors to keep alive)``; ``others`` lists
+        the parameters with a gradient that the kernel cannot take (they go to
+        another path).  A non-contiguous gradient is read from a contiguous copy.
         """
+        if self.columns is not None:
+            batches = self._collect_unchanged()
+            if batches is not None:
+                return batches, []
+        batches, others = self._collect(init_state)
+        self.columns = None
+        if not others and len(batches) == 1:
+            (np_dtype, (params, pointers, sizes, _)), = batches.items()
+            if len(params) == self.count and all(e[10] is None for e in self.entries):
+                self.columns = (np_dtype, [e[3] for e in self.entries],
+                                [e[4] for e in self.entries], [e[5] for e in self.entries],
+                                [e[6] for e in self.entries], pointers[0].tolist(),
+                                pointers, sizes)
+        return batches, others
+
+    def _collect_unchanged(self):
+        """The batch of the last step with fresh gradient addresses, if nothing else
+        changed (every parameter has a contiguous gradient, the same address, and the
+        same state dict and state tensors); else None.  List-wide checks in C
+        instead of a Python loop per parameter."""
+        np_dtype, sds, ms, vs, steps, p_addresses, pointers, sizes = self.columns
+        params = self.params
+        grads = [p.grad for p in params]
+        if any(g is None for g in grads):
+            return None
+        current = list(map(self.state.get, params))
+        if not (all(map(operator.is_, current, sds))
+                and [p.data_ptr() for p in params] == p_addresses
+                and all(map(operator.is_, [sd.get("exp_avg") for sd in current], ms))
+                and all(map(operator.is_, [sd.get("exp_avg_sq") for sd in current], vs))
+                and all(map(operator.is_, [sd.get("step") for sd in current], steps))
+                and all(g.layout is torch.strided and type(g) is torch.Tensor
+                        and g.is_contiguous() for g in grads)):
+            return None
+        g_pointers = np.fromiter((g.data_ptr() for g in grads), np.int64, len(grads))
+        return {np_dtype: (params, [pointers[0], g_pointers, *pointers[2:]], sizes, grads)}
+
+    def _collect(self, init_state):
+        """The per-parameter form of :meth:`collect` (re-validates every entry)."""
         state = self.state
         rows: dict = {}  # numpy dtype -> (params, [(p, g, m, v, step addresses, size)])
         others = []
@@ -390,19 +438,19 @@ class FusedPlan:
                     others.append(p)
                     continue
                 g = local_tensor(g)
-            if not g.is_contiguous():
-                others.append(p)
-                continue
             batch = rows.get(entry[1])
             if batch is None:
-                batch = rows[entry[1]] = ([], [])
+                batch = rows[entry[1]] = ([], [], [])
+            if not g.is_contiguous():  # the kernel only reads g: a contiguous copy will do
+                g = g.contiguous()
+                batch[2].append(g)  # kept alive until the kernel has run
             batch[0].append(p)
             batch[1].append((entry[0], g.data_ptr(), entry[7], entry[8], entry[9], entry[2]))
         batches = {}
-        for np_dtype, (ps, table) in rows.items():
+        for np_dtype, (ps, table, copies) in rows.items():
             table = np.array(table, dtype=np.int64).T
             batches[np_dtype] = (ps, [np.ascontiguousarray(column) for column in table[:5]],
-                                 np.ascontiguousarray(table[5]))
+                                 np.ascontiguousarray(table[5]), copies)
         return batches, others
 
 
@@ -426,6 +474,6 @@ except ImportError:  # pragma: no cover - torch built without distributed
 def launch_plan(batches: dict, config: RAdamConfig, *, lr: float, op_order: str,
                 scalars_for) -> None:
     """Run the kernel for every dtype batch gathered by :meth:`FusedPlan.collect`."""
-    for np_dtype, (params, pointers, sizes) in batches.items():
+    for np_dtype, (params, pointers, sizes, _keep_alive) in batches.items():
         _launch(np_dtype, pointers, sizes, config, lr, op_order, scalars_for)
         torch.autograd.graph.increment_version(params)

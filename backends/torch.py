@@ -38,11 +38,13 @@ Execution paths (same math; see ``docs/torch-backend.md`` for measurements):
   operations with the step scalars folded in; within a few ulp.
 * **single-tensor** (``foreach=False``): plain per-tensor operations, the readable
   ground truth; bit-identical to :func:`radam_ref.step` on torch tensors.
-* **capturable** (``capturable=True``, and automatically under ``torch.compile``):
-  per-tensor operations whose step scalars are looked up on the device from the
-  step-counter tensor in a table of exact host-computed rows (no host
-  synchronisation, so the step can be captured in a CUDA graph or compiled
-  without graph breaks).
+* **capturable** (``capturable=True``): per-tensor operations whose step scalars
+  are looked up on the device from the step-counter tensor in a table of exact
+  host-computed rows (no host synchronisation: the step can be captured in a
+  CUDA graph).
+* **compiled** (automatically under ``torch.compile``): the host computes the
+  exact scalars in one small non-compiled call and passes them in as 0-d
+  float64 tensors; the whole update is one graph.
 
 ``profile="torch"`` (and ``"torch_decoupled"``) reproduce ``torch.optim.RAdam``:
 with ``foreach=False`` every state tensor is bit-identical to torch's and θ differs
@@ -326,8 +328,11 @@ class RAdam(Optimizer):
         # Gather everything first (fused=True errors surface before any write) ...
         work = []
         for index, group in enumerate(self.param_groups):
-            if self._uses_plan(group):
-                batches, others = self._plan(index, group).collect(
+            plan = self._plan(index, group) if self._uses_plan(group) else None
+            if plan is not None and not plan.distinct:  # a parameter listed twice:
+                work.append(("twice", None))            # two sequential single-tensor steps
+            elif plan is not None:
+                batches, others = plan.collect(
                     functools.partial(self._state_of, group=group))
                 if others and group["fused"]:
                     p = others[0]
@@ -343,7 +348,10 @@ class RAdam(Optimizer):
         for group, config, op_order, (batches, others) in zip(
                 self.param_groups, configs, orders, work):
             lists = ([], [], [], [], [])
-            if batches is not None:
+            if batches == "twice":
+                self._init_group(group, *lists)
+                foreach, fused = False, False
+            elif batches is not None:
                 scalars_for = functools.partial(host_scalars, config)
                 _fused.launch_plan(batches, config, lr=lr_value(group["lr"]),
                                    op_order=op_order, scalars_for=scalars_for)

@@ -70,7 +70,9 @@ def float32_step_scalars(config: RAdamConfig, t: int) -> StepSchedule:
         rectified = bool(rho > thr) if config.comparison == ">" else bool(rho >= thr)
         r = None
         if rectified:
-            r = float(np.sqrt((rho - f(4)) * (rho - f(2)) * ri / ((ri - f(4)) * (ri - f(2)) * rho)))
+            # (ρ∞ − 4)(ρ∞ − 2) is a host constant in float64, then used in float32.
+            const = f((rho_inf - 4.0) * (rho_inf - 2.0))
+            r = float(np.sqrt((rho - f(4)) * (rho - f(2)) * ri / (const * rho)))
     return StepSchedule(t, float(rho_inf), float(rho), rectified, r, float(bc1), float(bc2))
 
 

@@ -103,6 +103,7 @@ def run_conformance(
     horizon: int = DEFAULT_HORIZON,
     fingerprint: bool = True,
     on_check: Callable | None = None,
+    shrink_seconds: float = 8.0,
 ) -> Report:
     """Check ``target`` (a TARGET string, a :class:`Target`, or anything
     :func:`resolve_target` accepts) against ``profile`` (default: the one it
@@ -140,7 +141,7 @@ def run_conformance(
             report.message = "no consistent fingerprint: checked against the claimed profile " + built.profile
             report.profile = built.profile
     ctx = Context(built, base, report.profile, dtype=dtype, max_examples=max_examples, seed=seed,
-                  horizon=horizon)
+                  horizon=horizon, shrink_seconds=shrink_seconds)
     for check_name in names:
         report.results.append(_run_check(check_name, ctx))
         if on_check:

@@ -10,8 +10,8 @@ first is the default, so shrinking heads for it) or from a continuous range:
   cancel, are both drawn often);
 * ε ∈ {1e-8, 1e-6, 1e-3, 0.1};  weight decay ∈ {0, 1e-3, 0.1} or [0, 0.5].
 
-Streams: 1–2 parameters of 1–4 elements, 1–14 steps (long enough to cross the
-first rectified step for threshold 5 whatever β₂), values ±{0.5, 1, …, 4} × 10^k with
+Streams: 1–2 parameters of 1–4 elements, 6–14 steps (every case crosses the
+first rectified step for thresholds 4 and 5 when β₂ ≥ 0.8), values ±{0.5, 1, …, 4} × 10^k with
 one exponent k per stream (k ∈ [−6, 2] in float64, [−3, 2] in lower precision,
 so nothing underflows), exact zeros included; all rounded to the run's dtype.
 """
@@ -82,7 +82,7 @@ def _values(draw, shape, scale: float, dtype: str, allow_zero: bool = True) -> n
 
 
 @st.composite
-def scenarios(draw, base: RAdamConfig, dtype: str = "float64", *, config=None, steps=(1, 14),
+def scenarios(draw, base: RAdamConfig, dtype: str = "float64", *, config=None, steps=(6, 14),
               n_params=(1, 2), size=(1, 4), grad_exponents=None) -> Scenario:
     """A one-group scenario: drawn config (or ``config`` strategy), shapes and stream."""
     cfg = draw(config if config is not None else configs(base))

@@ -33,11 +33,9 @@ from __future__ import annotations
 import numbers
 from typing import Any, NamedTuple
 
-import array_api_compat
-
 from ._config import RAdamConfig
-from ._schedule import schedule, schedule_array
-from ._tree import leaf_paths, unflatten, flatten
+from ._schedule import schedule_array
+from ._tree import leaf_paths, unflatten
 from ._validation import (
     NonFiniteGradientError,
     check_count,

@@ -121,7 +121,8 @@ def _spec_on_host(params, grads, state, config, storage):
     p = [x.get().astype(compute) for x in params]
     g = [x.get().astype(compute) for x in grads]
     spec = RAdamState(state.count, [x.get() for x in state.m], [x.get() for x in state.v])
-    return radam_ref.step(p, g, spec, config)
+    with np.errstate(all="ignore"):
+        return radam_ref.step(p, g, spec, config)
 
 
 @gpu

@@ -931,6 +931,66 @@ def test_functional_form_matches_the_optimizer():
         radam([q], [], [m], [v], [step], config)
 
 
+@needs_fused
+@pytest.mark.parametrize("change", ["p.data", "exp_avg tensor", "state dict", "grad None",
+                                    "strided grad", "load_state_dict", "step tensor"])
+def test_fused_pointer_cache_follows_every_replacement(change):
+    """The fused path caches addresses across steps; whatever a user replaces
+    between steps, it must update the tensors the optimizer now holds, exactly as
+    the single-tensor path does."""
+    shapes = [(6, 4), (9,), (3, 3)]
+    grads = _trajectory_grads(shapes, 6, seed=19)
+
+    def run(path_options):
+        params = [torch.full(s, 0.25, dtype=torch.float64, requires_grad=True) for s in shapes]
+        optimizer = RAdam(params, lr=0.1, weight_decay=0.1, **path_options)
+        for step_index, step_grads in enumerate(grads):
+            set_grads(params, step_grads)
+            if step_index == 3:
+                p = params[0]
+                if change == "p.data":
+                    p.data = p.data.clone() + 1.0
+                elif change == "exp_avg tensor":
+                    optimizer.state[p]["exp_avg"] = optimizer.state[p]["exp_avg"] * 0.5
+                elif change == "state dict":
+                    optimizer.state[p] = {k: v.clone() * 2 for k, v in optimizer.state[p].items()}
+                elif change == "grad None":
+                    p.grad = None
+                elif change == "strided grad":
+                    p.grad = step_grads[0].t().contiguous().t()
+                elif change == "load_state_dict":
+                    saved = copy.deepcopy(optimizer.state_dict())
+                    saved["state"][1]["exp_avg"].mul_(3.0)
+                    optimizer.load_state_dict(saved)
+                elif change == "step tensor":
+                    optimizer.state[p]["step"] = torch.tensor(10.0, dtype=torch.float64)
+            optimizer.step()
+        return params, optimizer
+
+    fused_params, fused = run({})
+    single_params, single = run(PATHS["single"])
+    assert isinstance(fused.__dict__.get("_fused_plans"), dict)
+    for a, b in zip(fused_params, single_params):
+        assert_exact(a.detach(), b.detach(), f"{change}: θ")
+        for key in ("step", "exp_avg", "exp_avg_sq"):
+            assert_exact(fused.state[a][key], single.state[b][key], f"{change}: {key}")
+
+
+def test_a_parameter_listed_twice_is_stepped_twice_like_torch():
+    """torch.optim steps a duplicated parameter twice (with a warning); so does every
+    path here, and the fused kernel never updates the same memory from two threads."""
+    results = []
+    for options in ({"foreach": False}, {}):
+        p = torch.ones(5, dtype=torch.float64, requires_grad=True)
+        with pytest.warns(UserWarning, match="duplicate parameters"):
+            optimizer = RAdam([p, p], lr=0.1, **options)
+        p.grad = torch.full((5,), 0.5, dtype=torch.float64)
+        optimizer.step()
+        results.append((p.detach().clone(), int(optimizer.state[p]["step"])))
+    assert results[0][1] == results[1][1] == 2
+    assert_exact(results[1][0], results[0][0], "duplicated parameter")
+
+
 # --------------------------------------------------------------------------- #
 # Step scalars, capturable tables, differentiable mode
 # --------------------------------------------------------------------------- #

@@ -101,6 +101,44 @@ def test_jitted_step_with_traced_count_matches_exact_path(name, x64):
         assert step._cache_size() == 2
 
 
+@pytest.mark.parametrize("x64", [True, False], ids=["x64", "x32"])
+@pytest.mark.parametrize("name", sorted(CONFIGS))
+def test_jitted_update_matches_exact_update_per_step(name, x64):
+    """A sharp check of the traced scalars: from the same state (m, v and count
+    t − 1 as a 0-d array), with θ = 0 and no weight decay so that θ_t = −Δ_t,
+    |Δ_jit − Δ_exact| ≤ 16·u·(c_t·|Δ| + A_t) for t = 1..60, where
+    c_t = 2 + ρ_t/(ρ_t − 4) on rectified steps (1 before) is the condition of r_t
+    and A_t = α·max(1, r_t ψ̂_t)·(β₁|m_{t−1}| + (1−β₁)|g_t|)/(1 − β₁ᵗ) (×3 with
+    Nesterov) covers the rounding of m_t (XLA may fuse the moment update)."""
+    cfg = CONFIGS[name].replace(weight_decay=0.0)
+    dtype = np.float64 if x64 else np.float32
+    u = 2.0**-53 if x64 else 2.0**-24
+    rng = np.random.default_rng(5)
+    zero = np.zeros(40, dtype)
+    state = radam_ref.init(zero)
+    with jax.enable_x64(x64):
+        step = jax.jit(lambda p, g, s: radam_ref.step(p, g, s, cfg))
+        for t in range(1, 61):
+            g = rng.standard_normal(zero.shape).astype(dtype)
+            exact_p, exact_state = radam_ref.step(zero, g, state, cfg)
+            traced_state = radam_ref.RAdamState(jnp.asarray(t - 1), jnp.asarray(state.m),
+                                                jnp.asarray(state.v))
+            jit_p, jit_state = step(jnp.asarray(zero), jnp.asarray(g), traced_state)
+            sched = cfg.schedule(t)
+            cond = 2 + sched.rho_t / (sched.rho_t - 4) if sched.rectified else 1.0
+            gain = (sched.r_t * np.sqrt(sched.bias_correction2)
+                    / (np.sqrt(exact_state.v.astype(np.float64)) + cfg.eps)) if sched.rectified else 0.0
+            rounding = cfg.lr * np.maximum(1.0, gain) * (
+                cfg.beta1 * np.abs(state.m) + (1 - cfg.beta1) * np.abs(g)
+            ) / sched.bias_correction1 * (3 if cfg.nesterov else 1)
+            diff = np.abs(np.asarray(jit_p, np.float64) - exact_p.astype(np.float64))
+            bound = 16 * u * (cond * np.abs(exact_p.astype(np.float64)) + rounding)
+            assert np.all(diff <= bound), (t, float(np.max(diff / bound)))
+            # v_t to rounding (XLA may contract β₂v + (1−β₂)g² into a fused multiply-add).
+            np.testing.assert_allclose(np.asarray(jit_state.v), exact_state.v, rtol=4 * u, atol=0)
+            state = exact_state
+
+
 def test_jitted_step_sgd_phase_within_two_ulps():
     """Before rectification (t ≤ 4, the SGD branch) the float64 traced and exact
     paths differ only through 1 − β₁ᵗ (within a few ulps of each other): θ agrees

@@ -8,17 +8,23 @@ How the match is measured
 -------------------------
 Free-running (both optimizers fed the same gradients for 100+ steps), per
 tensor: ``max|θ_spec − θ_peer| ≤ tol · max|θ_spec|`` after every step, with θ of
-order one (|θ₀| ∈ [0.5, 2]) and lr ≤ 1e-3.  tol = 1e-15 for torch (worst seen:
-6.7e-16 in 300 runs).  tol = 2e-15 for optax, because there the difference is a
-random walk of last-place flips of θ: median 1.2e-16, 90th percentile 5e-16,
-worst 1.06e-15 (≈ 8 ulps of θ) in 61 runs.
+order one (|θ₀| ∈ [0.5, 2]), lr ≤ 1e-3 and β₂ ≤ 0.999.  The difference is a
+random walk of last-place flips of θ, measured over many seeds:
+
+  torch, β₂ ∈ [0.9, 0.999]:      median 6e-17, max 6.0e-16 (600 runs)  → tol 1e-15
+  optax, β₂ ∈ [0.9, 0.999]:      median 1.6e-16, 99th pct 1.1e-15,
+                                 max 1.4e-15 (120 runs)                → tol 2e-15
+  torch, β₂ ∈ (0.999, 0.9999]:   median 5.6e-16, 90th pct 2.3e-15,
+                                 max 7.4e-15 (300 runs)                → not asserted
+                                 free-running; covered per step below.
 
 Why the two sides are not bit-identical, and why a per-update comparison needs
 more than a few ulps: the peers evaluate the step scalars naively in float64,
 ``ρ_t = ρ∞ − 2tβ₂ᵗ/(1 − β₂ᵗ)``, which cancels (≈ 2000 minus ≈ 1994 at t = 6 for
 β₂ = 0.999): their ρ_t is off by up to 1.4e-11 relative (t = 2), r_t by up to
 2.9e-12 (t = 7), 1 − β₂ᵗ by up to 1.4e-14, whereas the spec's are correctly
-rounded.  At t = 6–10 an update of ~5e-5 then differs by ~1e-16, about one ulp
+rounded; these errors grow with ρ∞ (ten times larger at β₂ = 0.9999).  At
+t = 6–10 an update of ~5e-5 then differs by ~1e-16, about one ulp
 of θ, and θ rounds to a neighbouring float; those flips persist.  optax adds
 more: XLA on CPU turns x / c (c a scalar) into x · (1/c), which differs from the
 correctly rounded quotient in ~20% of elements, for m/(1 − β₁ᵗ) and v/(1 − β₂ᵗ).
@@ -127,9 +133,12 @@ def _peer_scalar_error(step, cfg, power=None):
 def _per_step_bounds(cfg, step, theta, g, m_prev, v_new, d_spec, peer_err):
     """(bound vs the peer, bound vs the oracle) for one step's update Δθ.
 
-    rounding = 4u·α·max(1, r_t ψ̂)·(β₁|m_{t−1}| + (1−β₁)|g̃|)/(1−β₁ᵗ) covers the absolute
-    rounding of m_t (β₁m and (1−β₁)g may cancel; torch uses lerp, a different
-    rounding), 2u|θ| the rounding of θ − Δ."""
+    rounding(w) = 4u·α·max(1, r_t ψ̂)·w/(1−β₁ᵗ) turns an absolute error of size u·w
+    in m_t into Δθ.  For the spec and the oracle w = β₁|m_{t−1}| + (1−β₁)|g̃| (the
+    two terms of line 6 may cancel).  For torch w = |m_{t−1}| + |g̃|: its
+    ``exp_avg.lerp_(grad, 1 − β₁)`` works with 1 − fl(1 − β₁), a β₁ off by up to
+    u absolutely — relatively large when β₁ is tiny (β₁ = 1e-8 was found to move
+    m_t by 9e-14 relative).  2u|θ| is the rounding of θ − Δ."""
     b1, b2 = cfg.betas
     sched = radam_ref.schedule(step, beta1=b1, beta2=b2, threshold=cfg.threshold,
                                comparison=cfg.comparison)
@@ -139,8 +148,11 @@ def _per_step_bounds(cfg, step, theta, g, m_prev, v_new, d_spec, peer_err):
         gain = sched.r_t / (np.sqrt(v_hat + cfg.eps_root) + cfg.eps)
     else:
         gain = 0.0
-    rounding = 4 * U * cfg.lr * np.maximum(1.0, gain) * (
-        b1 * np.abs(m_prev) + (1 - b1) * g_eff) / sched.bias_correction1 * (3 if cfg.nesterov else 1)
+
+    def rounding(w):
+        return (4 * U * cfg.lr * np.maximum(1.0, gain) * w / sched.bias_correction1
+                * (3 if cfg.nesterov else 1))
+
     # The scalar errors scale the momentum/adaptive part only, not the decoupled
     # decay −αλθ (which may nearly cancel it in Δθ).
     moves = sched.rectified or cfg.before_rectification == "sgd_momentum"
@@ -148,8 +160,10 @@ def _per_step_bounds(cfg, step, theta, g, m_prev, v_new, d_spec, peer_err):
         cfg.weight_decay_mode == "decoupled_moving" and moves)
     decay = cfg.lr * cfg.weight_decay * np.abs(theta) if decays else 0.0
     moving = np.abs(d_spec) + decay
-    base = rounding + 2 * U * np.abs(theta) + 8 * U * decay
-    return moving * (2 * peer_err + 8 * U) + base, moving * 8 * U + base
+    base = 2 * U * np.abs(theta) + 8 * U * decay
+    vs_peer = moving * (2 * peer_err + 8 * U) + base + rounding(np.abs(m_prev) + g_eff)
+    vs_oracle = moving * 8 * U + base + rounding(b1 * np.abs(m_prev) + (1 - b1) * g_eff)
+    return vs_peer, vs_oracle
 
 
 def _oracle_update(cfg, step, theta, g, m_prev, v_prev):
@@ -176,7 +190,7 @@ def _theta0(rng, shape):
 trajectory_hyper = dict(
     lr=st.one_of(st.just(1e-3), st.floats(1e-4, 1e-3)),
     beta1=st.one_of(st.just(0.9), st.floats(0.0, 0.99)),
-    beta2=st.one_of(st.just(0.999), st.floats(0.9, 0.9999)),
+    beta2=st.one_of(st.just(0.999), st.floats(0.9, 0.999)),
     eps=st.one_of(st.just(1e-8), st.floats(1e-10, 1e-6)),
     seed=st.integers(0, 2**32 - 1),
 )

@@ -176,14 +176,18 @@ class TorchSession(Session):
 
     def step(self, grads) -> None:
         given = []
-        for ps, gs in zip(self.tensors, grads):
-            for p, g in zip(ps, gs):
-                if g is None:
-                    p.grad = None
-                else:
-                    tg = self.target._tensor(g, self.dtype)
-                    p.grad = tg
-                    given.append((np.array(g), tg))
+        try:
+            for ps, gs in zip(self.tensors, grads):
+                for p, g in zip(ps, gs):
+                    if g is None:
+                        p.grad = None
+                    else:
+                        tg = self.target._tensor(g, self.dtype)
+                        p.grad = tg
+                        given.append((np.array(g), tg))
+        except Exception as exc:  # noqa: BLE001 - e.g. the target changed a parameter's dtype
+            raise TargetError(f"assigning param.grad for {self.target.name} raised {type(exc).__name__}: {exc}",
+                              exc) from exc
         self._given = given
         try:
             self.opt.step()

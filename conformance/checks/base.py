@@ -32,7 +32,8 @@ from ..compare import Mismatch, Outcome, judge
 from ..diagnose import diagnose
 from ..scenario import Scenario
 
-__all__ = ["Check", "CheckResult", "Context", "CHECKS", "check", "fail_result", "render_repro", "VERDICTS"]
+__all__ = ["Check", "CheckResult", "Context", "CHECKS", "check", "fail_result", "render_repro", "VERDICTS",
+           "unsupported_reason"]
 
 VERDICTS = ("pass", "acceptable", "fail", "not supported", "error")
 
@@ -107,6 +108,7 @@ class Context:
         seed: the Hypothesis seed.
         horizon: steps of the long-horizon check.
         tick: called once per example (progress bars).
+        shrink_seconds: cap on Hypothesis's shrinking time per failing property.
     """
 
     target: Target
@@ -117,6 +119,7 @@ class Context:
     seed: int = 0
     horizon: int = 10_000
     tick: Callable | None = None
+    shrink_seconds: float = 8.0
 
     @property
     def few(self) -> int:
@@ -127,12 +130,12 @@ def render_repro(target: Target, check_name: str, scenario: Scenario, extra: dic
     """Python source that re-runs one scenario of one check and prints the verdict."""
     if target.spec is not None and target.spec[0]:
         name, kwargs = target.spec
-        head = f"replay({name!r}, {json.dumps(kwargs)!s}, "
+        head = f"replay({name!r}, {kwargs!r}, "
         setup = ""
     else:
         head = "replay(TARGET, None, "
         setup = f"# TARGET = {target!r}  (the object under test)\n"
-    extra_s = f", extra={json.dumps(extra)}" if extra else ""
+    extra_s = f", extra={extra!r}" if extra else ""
     body = json.dumps(scenario.to_json(), separators=(",", ":"))
     return (
         f"{setup}from radam_ref.conformance import replay\n"
@@ -163,6 +166,28 @@ def fail_result(ctx: Context, check_name: str, scenario: Scenario, outcome: Outc
         examples=examples,
         scenario=scenario.to_json(),
     )
+
+
+def unsupported_reason(target: Target, scenario: Scenario) -> str | None:
+    """Why ``target`` cannot even start ``scenario`` (build + first step), or None.
+
+    Optional features (complex and low-precision dtypes, several parameter
+    groups) that the target rejects outright are "not supported", not failures;
+    a target that starts and then goes wrong still fails.
+    """
+    from ..adapters.base import NotSupported, TargetError
+
+    try:
+        session = target.open(scenario.groups, scenario.dtype)
+        try:
+            session.step(scenario.grads_at(1))
+        finally:
+            session.close()
+    except NotSupported as exc:
+        return str(exc)
+    except TargetError as exc:
+        return f"rejected: {exc}"
+    return None
 
 
 def timed(fn):

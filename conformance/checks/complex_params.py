@@ -17,7 +17,7 @@ from .._dtypes import round_to
 from ..adapters.base import NotSupported
 from ..compare import judge
 from ..scenario import Group, Scenario
-from .base import CheckResult, check, fail_result, timed
+from .base import CheckResult, check, fail_result, timed, unsupported_reason
 
 __all__ = ["complex_scenarios"]
 
@@ -48,6 +48,9 @@ def complex_params(ctx) -> CheckResult:
     if dtype not in ctx.target.dtypes:
         return CheckResult("complex", "not supported", "complex dtypes")
     cases = complex_scenarios(ctx.base, dtype, ctx.seed)
+    reason = unsupported_reason(ctx.target, cases[0])
+    if reason:
+        return CheckResult("complex", "not supported", f"complex parameters ({reason})")
     for scenario in cases:
         try:
             outcome = judge(ctx.target, scenario)

@@ -60,7 +60,7 @@ def grad_none_scenarios(draw, base, dtype: str) -> Scenario:
     """One group of three parameters; parameter 0 always has a gradient, parameters
     1 and 2 have ``None`` at drawn steps (parameter 2 at least at step 1)."""
     config = draw(configs(base))
-    steps = draw(st.integers(4, 12))
+    steps = draw(st.integers(6, 12))
     shapes = [(draw(st.integers(1, 3)),) for _ in range(3)]
     params = [_values(draw, s, 1.0, dtype) for s in shapes]
     none1 = draw(st.sets(st.integers(1, steps), min_size=1))
@@ -95,7 +95,7 @@ def zero_grad_scenarios(draw, base, dtype: str) -> Scenario:
     from ..strategies import _weight_decay
 
     config = draw(configs(base, weight_decay=_weight_decay(nonzero=True)))
-    steps = draw(st.integers(4, 12))
+    steps = draw(st.integers(6, 12))
     shapes = [(draw(st.integers(1, 3)),) for _ in range(2)]
     params = [_values(draw, s, 1.0, dtype, allow_zero=False) for s in shapes]
     zeros = draw(st.sets(st.integers(1, steps))) | {1}

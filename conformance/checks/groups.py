@@ -3,11 +3,12 @@ added after construction (``add_param_group``)."""
 
 from __future__ import annotations
 
+import numpy as np
 from hypothesis import strategies as st
 
 from ..scenario import Group, Scenario
 from ..strategies import _values, configs
-from .base import CheckResult, check, timed
+from .base import CheckResult, check, timed, unsupported_reason
 from .trajectory import run_property
 
 __all__ = ["group_scenarios"]
@@ -47,6 +48,11 @@ def param_groups(ctx) -> CheckResult:
     if "param_groups" not in features:
         return CheckResult("param_groups", "not supported", "several parameter groups")
     add = "add_param_group" in features
+    probe = Scenario([Group([np.zeros(2)], ctx.base), Group([np.zeros(1)], ctx.base)],
+                     [[[np.ones(2)], [np.ones(1)]]], dtype=ctx.dtype)
+    reason = unsupported_reason(ctx.target, probe)
+    if reason:
+        return CheckResult("param_groups", "not supported", f"several parameter groups ({reason})")
     result = run_property(ctx, "param_groups", group_scenarios(ctx.base, ctx.dtype, add=add),
                           axis="param groups", examples=ctx.few)
     if not add and result.verdict != "fail":

@@ -1,13 +1,12 @@
 """Long horizons: ≥ 10⁴ steps on a small tensor.
 
-Two runs of ``ctx.horizon`` steps (10 000 by default) on three elements, with a
-generated stream (sinusoid plus noise, every 7th gradient exactly 0):
-β₂ = 0.999, α = 1e-3 with the profile's weight decay at λ = 1e-2; and
-β₂ = 0.99999, α = 1e-2, where 1 − β₂ᵗ is still far from 1 at the end (0.095), so
-bias corrections computed with cancellation, step counters kept in a narrow type
-(a float16 counter stops at 2048) or state that drifts all show.  Values are
-compared every ``horizon/10`` steps; the tolerance grows with t as derived in
-:mod:`..tolerance`.
+One run of ``ctx.horizon`` steps (10 000 by default) on three elements, with a
+generated stream (sinusoid plus noise, every 7th gradient exactly 0), β₂ = 0.99999,
+α = 1e-2 and the profile's weight decay at λ = 1e-3: 1 − β₂ᵗ is still far from 1
+at the end (0.095 at t = 10⁴), so bias corrections computed with cancellation,
+step counters kept in a narrow type (a float16 counter stops at 2048, an int16
+one wraps at 32 768) or state that drifts all show.  Values are compared every
+``horizon/10`` steps; the tolerance grows with t as derived in :mod:`..tolerance`.
 """
 
 from __future__ import annotations
@@ -24,17 +23,10 @@ __all__ = ["horizon_scenarios"]
 
 def horizon_scenarios(base, dtype: str, steps: int, seed: int) -> list:
     params = [round_to(np.array([0.5, -1.5, 2.0]), dtype)]
-    record = max(1, steps // 10)
-    runs = [
-        base.replace(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2),
-        base.replace(lr=1e-2, betas=(0.9, 0.99999), eps=1e-8, weight_decay=0.0),
-    ]
-    out = []
-    for i, config in enumerate(runs):
-        stream = GeneratedStream(seed=seed + i, steps=steps, shapes=(((3,),),), scale=1.0, noise=0.5,
-                                 zero_every=7, dtype=dtype)
-        out.append(Scenario([Group(params, config)], stream, dtype=dtype, record_every=record))
-    return out
+    config = base.replace(lr=1e-2, betas=(0.9, 0.99999), eps=1e-8, weight_decay=1e-3)
+    stream = GeneratedStream(seed=seed, steps=steps, shapes=(((3,),),), scale=1.0, noise=0.5,
+                             zero_every=7, dtype=dtype)
+    return [Scenario([Group(params, config)], stream, dtype=dtype, record_every=max(1, steps // 10))]
 
 
 @check("long_horizon", "Long horizons (≥ 10⁴ steps)", "step counter")
@@ -54,4 +46,4 @@ def long_horizon(ctx) -> CheckResult:
             acceptable = True
             notes.extend(outcome.notes)
     return CheckResult("long_horizon", "acceptable" if acceptable else "pass",
-                       f"{len(scenarios)} runs of {ctx.horizon} steps", notes=notes, examples=len(scenarios))
+                       f"{ctx.horizon} steps, β₂ = 0.99999", notes=notes, examples=len(scenarios))

@@ -16,7 +16,7 @@ import numpy as np
 from .._dtypes import LOW_PRECISION_DTYPES, round_to
 from ..compare import judge
 from ..scenario import Group, Scenario
-from .base import CheckResult, check, fail_result, timed
+from .base import CheckResult, check, fail_result, timed, unsupported_reason
 
 __all__ = ["low_precision_scenario"]
 
@@ -44,6 +44,10 @@ def low_precision(ctx) -> CheckResult:
             unsupported.append(dtype)
             continue
         scenario = low_precision_scenario(ctx.base, dtype, ctx.seed)
+        reason = unsupported_reason(ctx.target, scenario)
+        if reason:
+            unsupported.append(f"{dtype} ({reason})")
+            continue
         outcome = judge(ctx.target, scenario)
         if ctx.tick:
             ctx.tick()

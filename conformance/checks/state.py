@@ -73,11 +73,12 @@ def replay_state(target, scenario, **_) -> Outcome:
 @check("state_dict", "state_dict round trip and resume mid-run", "state", replay=replay_state)
 @timed
 def state_dict(ctx) -> CheckResult:
-    """See the module docstring; k = ⌊steps/2⌋ over drawn scenarios of 2–14 steps."""
+    """See the module docstring; k = ⌊steps/2⌋ over drawn scenarios of 6–14 steps."""
     if "state_dict" not in ctx.target.features:
         return CheckResult("state_dict", "not supported", "saving and restoring optimizer state")
-    res = search(scenarios(ctx.base, ctx.dtype, steps=(2, 14)), lambda sc: replay_state(ctx.target, sc),
-                 max_examples=ctx.few, seed=ctx.seed, on_example=ctx.tick)
+    res = search(scenarios(ctx.base, ctx.dtype, steps=(6, 14)), lambda sc: replay_state(ctx.target, sc),
+                 max_examples=ctx.few, seed=ctx.seed, on_example=ctx.tick,
+                 shrink_seconds=ctx.shrink_seconds)
     if res.failure is not None:
         scenario, outcome = res.failure
         result = fail_result(ctx, "state_dict", scenario, outcome, axis="state", examples=res.examples)

@@ -22,7 +22,8 @@ def run_property(ctx, name: str, strategy, *, axis: str, examples: int, guarded_
     def evaluate(scenario):
         return judge(ctx.target, scenario, guarded_nan=guarded_nan)
 
-    res = search(strategy, evaluate, max_examples=examples, seed=ctx.seed, on_example=ctx.tick)
+    res = search(strategy, evaluate, max_examples=examples, seed=ctx.seed, on_example=ctx.tick,
+                 shrink_seconds=ctx.shrink_seconds)
     if res.failure is not None:
         scenario, outcome = res.failure
         extra = {"guarded_nan": True} if guarded_nan else None
@@ -41,7 +42,7 @@ def run_property(ctx, name: str, strategy, *, axis: str, examples: int, guarded_
 @timed
 def trajectories(ctx) -> CheckResult:
     """θ after every step, over drawn lr, β₁, β₂ ∈ [0, 0.99999], ε, weight decay,
-    shapes and gradient streams (1–14 steps), in the run's dtype."""
+    shapes and gradient streams (6–14 steps), in the run's dtype."""
     return run_property(ctx, "trajectories", scenarios(ctx.base, ctx.dtype), axis="update rule",
                         examples=ctx.max_examples)
 

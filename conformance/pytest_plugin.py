@@ -1,0 +1,92 @@
+"""Pytest mode: ``pytest --pyargs radam_ref.conformance --radam-target TARGET``.
+
+Registered as a pytest plugin (entry point ``pytest11``), so the flags exist
+wherever radam-ref is installed; they only matter for the suite's own test module
+(``radam_ref/conformance/test_target.py``), collected by ``--pyargs``.  Flags, in
+the style of array-api-tests:
+
+  --radam-target TARGET      what to check (required; or the RADAM_TARGET variable)
+  --radam-kwargs JSON        constructor / factory keyword arguments
+  --radam-profile NAME|auto  profile to check against (default: the one it claims)
+  --radam-dtype DTYPE        dtype of the main checks
+  --radam-max-examples N     Hypothesis examples per drawn property
+  --radam-seed N             Hypothesis seed
+  --radam-horizon STEPS      steps of the long-horizon check
+
+Each check is one test: a failure prints the report (first failing step,
+expected vs got, most likely axis, repro); "not supported" is a skip.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+MARKER = "radam_conformance"
+
+
+def pytest_addoption(parser) -> None:
+    group = parser.getgroup("radam-ref conformance")
+    group.addoption("--radam-target", default=None, metavar="TARGET",
+                    help="RAdam implementation to check (built-in name or module:attr)")
+    group.addoption("--radam-kwargs", default=None, metavar="JSON", help="keyword arguments of the target")
+    group.addoption("--radam-profile", default=None, metavar="NAME", help="profile to check against, or auto")
+    group.addoption("--radam-dtype", default=None, metavar="DTYPE", help="dtype of the main checks")
+    group.addoption("--radam-max-examples", type=int, default=None, metavar="N",
+                    help="Hypothesis examples per drawn property")
+    group.addoption("--radam-seed", type=int, default=0, metavar="N", help="Hypothesis seed")
+    group.addoption("--radam-horizon", type=int, default=None, metavar="STEPS",
+                    help="steps of the long-horizon check")
+
+
+def pytest_configure(config) -> None:
+    config.addinivalue_line("markers", f"{MARKER}: a check of the radam-ref conformance suite")
+
+
+def _target_option(config):
+    return config.getoption("--radam-target") or os.environ.get("RADAM_TARGET")
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    if any(item.get_closest_marker(MARKER) for item in items) and not _target_option(config):
+        raise pytest.UsageError(
+            "the radam-ref conformance tests need a target: pass --radam-target TARGET "
+            "(e.g. torch.optim.RAdam, optax.radam, mymodule:MyRAdam) or set RADAM_TARGET"
+        )
+
+
+@pytest.fixture(scope="session")
+def radam_context(request):
+    """The check context built from the --radam-* flags (fingerprinted for auto)."""
+    from radam_ref.conformance.adapters.registry import TargetUnavailable, resolve_target
+    from radam_ref.conformance.checks import Context
+    from radam_ref.conformance.fingerprint import fingerprint
+    from radam_ref.conformance.runner import DEFAULT_HORIZON, DEFAULT_MAX_EXAMPLES
+
+    config = request.config
+    name = _target_option(config)
+    raw = config.getoption("--radam-kwargs")
+    try:
+        kwargs = json.loads(raw) if raw else {}
+    except json.JSONDecodeError as exc:
+        raise pytest.UsageError(f"--radam-kwargs: invalid JSON {raw!r} ({exc})") from None
+    profile = config.getoption("--radam-profile")
+    try:
+        target = resolve_target(name, kwargs, profile=profile)
+    except TargetUnavailable as exc:
+        raise pytest.UsageError(f"--radam-target: {exc}") from None
+    dtype = config.getoption("--radam-dtype") or target.default_dtype
+    if dtype not in target.dtypes:
+        raise pytest.UsageError(f"--radam-dtype: {name} does not support {dtype!r} ({', '.join(target.dtypes)})")
+    base = target.claimed_config()
+    fp = fingerprint(target, base)
+    if profile == "auto" and fp.consistent and fp.config is not None:
+        base = fp.config
+    return Context(
+        target, base, profile or target.profile, dtype=dtype,
+        max_examples=config.getoption("--radam-max-examples") or DEFAULT_MAX_EXAMPLES,
+        seed=config.getoption("--radam-seed"),
+        horizon=config.getoption("--radam-horizon") or DEFAULT_HORIZON,
+    ), fp
