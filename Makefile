@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-thorough gpu-check clean
+.PHONY: run test test-thorough gpu-check results clean
 
 $(STAMP): pyproject.toml requirements/ci.txt
 	$(PYTHON) -m venv $(VENV)
@@ -12,9 +12,13 @@ $(STAMP): pyproject.toml requirements/ci.txt
 	$(BIN)/python -m pip install --quiet -r requirements/ci.txt
 	touch $(STAMP)
 
-## run: set up, then run the main job
+## run: set up, then run the main job: every built-in RAdam against the spec
 run: $(STAMP)
-	$(BIN)/radam-ref demo
+	$(BIN)/radam-ref conformance --all
+
+## results: regenerate docs/conformance-results.md
+results: $(STAMP)
+	$(BIN)/radam-ref conformance --results-page docs/conformance-results.md
 
 ## test: set up, then run the whole test suite (Hypothesis profile "ci")
 test: $(STAMP)

@@ -23,7 +23,8 @@ from numba.core import types
 from numba.extending import intrinsic
 from llvmlite import ir
 
-__all__ = ["step_kernel", "first_nonfinite_tensor", "parallel_copy", "FLOAT16_BITS"]
+__all__ = ["step_kernel", "step_kernel_serial", "first_nonfinite_tensor", "parallel_copy", "parallel_accumulate",
+           "FLOAT16_BITS"]
 
 #: NumPy dtype the kernels see for float16 storage (its bit patterns).
 FLOAT16_BITS = np.uint16
@@ -153,22 +154,11 @@ def _element(update, eps_after, eps_root_flag, l2, decay, nesterov, maximize,
     return p, m, v
 
 
-@njit(parallel=True, error_model="numpy", cache=True)
-def step_kernel(addresses, chunk_tensor, chunk_start, chunk_end,
+@njit(nogil=True, error_model="numpy", cache=True)
+def _step_chunk(c, addresses, chunk_tensor, chunk_start, chunk_end,
                 row_length, ndims, shapes, p_strides, g_strides,
                 flags, scalars, p_proto, m_proto):
-    """One RAdam step of every tensor of one dtype group, in place.
-
-    Args:
-        addresses: int64[n, 4], the data addresses of p, g, m, v of each tensor.
-        chunk_tensor, chunk_start, chunk_end: int64[c], chunk c covers elements
-            [start, end) of tensor ``chunk_tensor[c]`` (whole rows if strided).
-        row_length: int64[n], 0 for a C-contiguous p and g; else the length of the
-            last axis, and ``ndims``/``shapes``/``p_strides``/``g_strides`` (bytes)
-            describe the strided p and g (m and v are always C-contiguous).
-        flags: int64[7], ElementFlags.  scalars: compute dtype[13], ElementScalars.
-        p_proto, m_proto: empty arrays of the storage and compute dtypes.
-    """
+    """Chunk ``c`` of :func:`step_kernel` (arguments as there)."""
     update, eps_after, eps_root_flag = flags[0], flags[1], flags[2]
     l2, decay, nesterov, maximize = flags[3], flags[4], flags[5], flags[6]
     (beta1, one_minus_beta1, beta2, one_minus_beta2, weight_decay, decay_factor,
@@ -180,60 +170,92 @@ def step_kernel(addresses, chunk_tensor, chunk_start, chunk_end,
     writes_p = update != _MOMENTS_ONLY or decay != 0
     reads_p = writes_p or l2 != 0
     zero = _zero(beta1)
-    for c in prange(chunk_tensor.size):
-        k = chunk_tensor[c]
-        start = chunk_start[c]
-        end = chunk_end[c]
-        m = _pointer(addresses[k, 2], m_proto)
-        v = _pointer(addresses[k, 3], m_proto)
-        if row_length[k] == 0:
-            p = _pointer(addresses[k, 0], p_proto)
-            g = _pointer(addresses[k, 1], p_proto)
-            for i in range(start, end):
-                pi = _widen(p[i]) if reads_p else zero
+    k = chunk_tensor[c]
+    start = chunk_start[c]
+    end = chunk_end[c]
+    m = _pointer(addresses[k, 2], m_proto)
+    v = _pointer(addresses[k, 3], m_proto)
+    if row_length[k] == 0:
+        p = _pointer(addresses[k, 0], p_proto)
+        g = _pointer(addresses[k, 1], p_proto)
+        for i in range(start, end):
+            pi = _widen(p[i]) if reads_p else zero
+            pi, mi, vi = _element(
+                update, eps_after, eps_root_flag, l2, decay, nesterov, maximize,
+                beta1, one_minus_beta1, beta2, one_minus_beta2, weight_decay,
+                decay_factor, bias_correction1, bias_correction1_next,
+                sqrt_bias_correction2, bias_correction2, eps, eps_root, step_size,
+                pi, _widen(g[i]), m[i], v[i])
+            if writes_p:
+                p[i] = _narrow(pi, p_proto)
+            m[i] = mi
+            v[i] = vi
+    else:
+        length = row_length[k]
+        last = ndims[k] - 1
+        p_step = p_strides[k, last]
+        g_step = g_strides[k, last]
+        for row in range(start // length, end // length):
+            # Byte offsets of the row's first element in p and g.
+            rest = row
+            p_offset = 0
+            g_offset = 0
+            for d in range(last - 1, -1, -1):
+                index = rest % shapes[k, d]
+                rest //= shapes[k, d]
+                p_offset += index * p_strides[k, d]
+                g_offset += index * g_strides[k, d]
+            p_row = addresses[k, 0] + p_offset
+            g_row = addresses[k, 1] + g_offset
+            first = row * length
+            for j in range(length):
+                p = _pointer(p_row + j * p_step, p_proto)
+                g = _pointer(g_row + j * g_step, p_proto)
+                i = first + j
+                pi = _widen(p[0]) if reads_p else zero
                 pi, mi, vi = _element(
                     update, eps_after, eps_root_flag, l2, decay, nesterov, maximize,
                     beta1, one_minus_beta1, beta2, one_minus_beta2, weight_decay,
                     decay_factor, bias_correction1, bias_correction1_next,
                     sqrt_bias_correction2, bias_correction2, eps, eps_root, step_size,
-                    pi, _widen(g[i]), m[i], v[i])
+                    pi, _widen(g[0]), m[i], v[i])
                 if writes_p:
-                    p[i] = _narrow(pi, p_proto)
+                    p[0] = _narrow(pi, p_proto)
                 m[i] = mi
                 v[i] = vi
-        else:
-            length = row_length[k]
-            last = ndims[k] - 1
-            p_step = p_strides[k, last]
-            g_step = g_strides[k, last]
-            for row in range(start // length, end // length):
-                # Byte offsets of the row's first element in p and g.
-                rest = row
-                p_offset = 0
-                g_offset = 0
-                for d in range(last - 1, -1, -1):
-                    index = rest % shapes[k, d]
-                    rest //= shapes[k, d]
-                    p_offset += index * p_strides[k, d]
-                    g_offset += index * g_strides[k, d]
-                p_row = addresses[k, 0] + p_offset
-                g_row = addresses[k, 1] + g_offset
-                first = row * length
-                for j in range(length):
-                    p = _pointer(p_row + j * p_step, p_proto)
-                    g = _pointer(g_row + j * g_step, p_proto)
-                    i = first + j
-                    pi = _widen(p[0]) if reads_p else zero
-                    pi, mi, vi = _element(
-                        update, eps_after, eps_root_flag, l2, decay, nesterov, maximize,
-                        beta1, one_minus_beta1, beta2, one_minus_beta2, weight_decay,
-                        decay_factor, bias_correction1, bias_correction1_next,
-                        sqrt_bias_correction2, bias_correction2, eps, eps_root, step_size,
-                        pi, _widen(g[0]), m[i], v[i])
-                    if writes_p:
-                        p[0] = _narrow(pi, p_proto)
-                    m[i] = mi
-                    v[i] = vi
+
+
+
+
+@njit(parallel=True, error_model="numpy", cache=True)
+def step_kernel(addresses, chunk_tensor, chunk_start, chunk_end,
+                row_length, ndims, shapes, p_strides, g_strides,
+                flags, scalars, p_proto, m_proto):
+    """One RAdam step of every tensor of one dtype group, in place, on all cores.
+
+    Args:
+        addresses: int64[n, 4], the data addresses of p, g, m, v of each tensor.
+        chunk_tensor, chunk_start, chunk_end: int64[c], chunk c covers elements
+            [start, end) of tensor ``chunk_tensor[c]`` (whole rows if strided).
+        row_length: int64[n], 0 for a C-contiguous p and g; else the length of the
+            last axis, and ``ndims``/``shapes``/``p_strides``/``g_strides`` (bytes)
+            describe the strided p and g (m and v are always C-contiguous).
+        flags: int64[7], ElementFlags.  scalars: compute dtype[13], ElementScalars.
+        p_proto, m_proto: empty arrays of the storage and compute dtypes.
+    """
+    for c in prange(chunk_tensor.size):
+        _step_chunk(c, addresses, chunk_tensor, chunk_start, chunk_end, row_length, ndims,
+                    shapes, p_strides, g_strides, flags, scalars, p_proto, m_proto)
+
+
+@njit(nogil=True, error_model="numpy", cache=True)
+def step_kernel_serial(addresses, chunk_tensor, chunk_start, chunk_end,
+                       row_length, ndims, shapes, p_strides, g_strides,
+                       flags, scalars, p_proto, m_proto):
+    """:func:`step_kernel` on the calling thread (small steps: no thread wake-up)."""
+    for c in range(chunk_tensor.size):
+        _step_chunk(c, addresses, chunk_tensor, chunk_start, chunk_end, row_length, ndims,
+                    shapes, p_strides, g_strides, flags, scalars, p_proto, m_proto)
 
 
 @njit(nogil=True, error_model="numpy", cache=True)
@@ -277,3 +299,11 @@ def parallel_copy(destination, source):
     """``destination[:] = source`` over all cores (the benchmark's roofline)."""
     for i in prange(source.size):
         destination[i] = source[i]
+
+
+@njit(parallel=True, cache=True)
+def parallel_accumulate(destination, source):
+    """``destination += source`` over all cores: in-place read-modify-write traffic
+    (no write-allocate reads), the benchmark's second bandwidth reference."""
+    for i in prange(source.size):
+        destination[i] += source[i]

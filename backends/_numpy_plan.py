@@ -63,6 +63,7 @@ class DtypeGroup:
     p_proto: np.ndarray         # empty array of the storage dtype the kernel sees
     m_proto: np.ndarray         # empty array of the compute dtype
     scalars: np.ndarray         # compute dtype[13], filled per step
+    elements: int               # parameters in the group
 
 
 @dataclasses.dataclass
@@ -201,7 +202,7 @@ def _group(storage, leaves, p_leaves, g_leaves, m, v) -> DtypeGroup:
         chunk_end=chunk_end, row_length=row_length, ndims=ndims, shapes=shapes,
         p_strides=p_strides, g_strides=g_strides,
         p_proto=np.empty(0, dtype=kernel_storage), m_proto=np.empty(0, dtype=compute),
-        scalars=np.zeros(13, dtype=compute),
+        scalars=np.zeros(13, dtype=compute), elements=int(sizes.sum()),
     )
 
 

@@ -54,6 +54,7 @@ _DTYPES = (torch.float32, torch.float64)
 _REAL_OF_COMPLEX = {torch.complex64: torch.float32, torch.complex128: torch.float64}
 _NUMPY = {torch.float32: np.float32, torch.float64: np.float64}
 CHUNK = 1 << 15  # elements per work item: 128 KiB of float32 per array
+SERIAL_BELOW = 1 << 16  # steps over fewer elements than this run on one thread
 
 
 def eligible(p: torch.Tensor, g: torch.Tensor, m: torch.Tensor, v: torch.Tensor) -> bool:
@@ -267,8 +268,19 @@ def _launch(np_dtype, pointers, sizes, config: RAdamConfig, lr: float, op_order:
         dtype=np.int64,
     )
     item_tensor, item_lo, item_n = _work_items(sizes)
-    _kernel(p_ptr, g_ptr, m_ptr, v_ptr, tensor_row.reshape(-1).astype(np.int64),
+    args = (p_ptr, g_ptr, m_ptr, v_ptr, tensor_row.reshape(-1).astype(np.int64),
             item_tensor, item_lo, item_n, rows_f, rows_i, consts, flags)
+    if int(sizes.sum()) < SERIAL_BELOW:
+        # Waking the worker threads costs more than a small step itself (and far
+        # more on a busy machine): small steps run on the calling thread.
+        threads = numba.get_num_threads()
+        numba.set_num_threads(1)
+        try:
+            _kernel(*args)
+        finally:
+            numba.set_num_threads(threads)
+    else:
+        _kernel(*args)
     _advance_steps(step_ptr)
 
 

@@ -4,6 +4,9 @@ An optimizer step is memory-bound: in float32 it reads θ, g, m, v and writes θ
 m, v — 28 bytes per parameter.  The roofline is therefore the measured copy
 bandwidth divided by 28 B: a copy of the same working set (16 B per parameter)
 through every core (CPU: a numba ``prange`` copy; GPU: a CuPy copy kernel).
+A copy's stores also read their destination first (write-allocate), traffic the
+in-place step does not have, so the benchmark also reports an in-place
+read-modify-write bandwidth (``a += b``) as a second, stricter reference.
 
 For each layout — one big array, 200 arrays of mixed sizes with the same total,
 2,000 arrays of 1,000 elements — the benchmark sets up every available
@@ -177,6 +180,34 @@ def _copy_step_cpu(total: int):
     return step, 2 * source.nbytes
 
 
+def _accumulate_step_cpu(total: int):
+    import numpy as np
+
+    from ._numba_kernels import parallel_accumulate
+
+    # Same working set again; reads both arrays and writes one in place: 24 B/param.
+    source = np.zeros(2 * total, dtype=np.float32)
+    destination = np.ones_like(source)
+
+    def step():
+        parallel_accumulate(destination, source)
+
+    return step, 3 * source.nbytes
+
+
+def _accumulate_step_cuda(total: int):
+    import cupy
+
+    source = cupy.zeros(2 * total, dtype=cupy.float32)
+    destination = cupy.ones_like(source)
+
+    def step():
+        destination.__iadd__(source)
+        cupy.cuda.Device().synchronize()
+
+    return step, 3 * source.nbytes
+
+
 def _copy_step_cuda(total: int):
     import cupy
 
@@ -217,8 +248,11 @@ def _bench_layout(layout, sizes, implementations, settings, device):
     params = [rng.standard_normal(n, dtype=np.float32) for n in sizes]
     grads = [rng.standard_normal(n, dtype=np.float32) * np.float32(1e-2) for n in sizes]
     total = sum(sizes)
-    copy_step, copy_bytes = (_copy_step_cuda if device == "cuda" else _copy_step_cpu)(total)
-    runners = [("copy", "memory copy (roofline)", copy_step)]
+    cuda = device == "cuda"
+    copy_step, copy_bytes = (_copy_step_cuda if cuda else _copy_step_cpu)(total)
+    add_step, add_bytes = (_accumulate_step_cuda if cuda else _accumulate_step_cpu)(total)
+    runners = [("copy", "memory copy (roofline)", copy_step),
+               ("accumulate", "in-place a += b", add_step)]
     skipped = []
     for impl in implementations:
         try:
@@ -239,7 +273,8 @@ def _bench_layout(layout, sizes, implementations, settings, device):
     bandwidth = copy_bytes / copy_seconds
     roofline = bandwidth / BYTES_PER_PARAM
     rows = []
-    for key, name, step in runners[1:]:
+    in_place_bandwidth = add_bytes / statistics.median(times["accumulate"])
+    for key, name, step in runners[2:]:
         seconds = statistics.median(times[key])
         rows.append({
             "key": key, "name": name, "seconds_median": seconds,
@@ -255,6 +290,8 @@ def _bench_layout(layout, sizes, implementations, settings, device):
         "layout": layout, "arrays": len(sizes), "params": total,
         "param_bytes": 4 * total,
         "copy_bandwidth_bytes_per_s": bandwidth, "roofline_params_per_s": roofline,
+        "in_place_bandwidth_bytes_per_s": in_place_bandwidth,
+        "in_place_roofline_params_per_s": in_place_bandwidth / BYTES_PER_PARAM,
         "results": rows, "skipped": skipped,
     }
 

@@ -17,7 +17,8 @@ compute dtype, without FMA contraction: on IEEE hardware the results equal
 
 All tensors of one dtype go through one ``numba`` ``prange`` loop over chunks
 of 64 Ki elements (a multi-tensor launch: an address table instead of one call
-per array), on every core, with no allocation per step.
+per array), on every core, with no allocation per step.  Groups smaller than
+``PARALLEL_MIN_ELEMENTS`` (128 Ki) run the same chunk loop on the calling thread.
 
 Why numba — measured on the 2-core development machine, one float32 array of
 16 Mi elements, Adam-type update, median of 20 steps (copy bandwidth through both
@@ -89,6 +90,10 @@ __all__ = ["State", "init", "step_", "from_spec_state", "to_spec_state", "comput
            "SUPPORTED_DTYPES"]
 
 _LAUNCH_LOCK = threading.Lock()
+
+#: Dtype groups with fewer parameters run on the calling thread: waking the other
+#: cores costs more than it saves (and idle worker threads would spin).
+PARALLEL_MIN_ELEMENTS = 1 << 17
 
 
 @dataclasses.dataclass(eq=False)
@@ -176,7 +181,8 @@ def step_(params: Any, grads: Any, state: State, config: RAdamConfig | None = No
     with _LAUNCH_LOCK:
         for group in plan.groups:
             group.scalars[:] = scalars  # one rounding of each float64 to the compute dtype
-            kernels.step_kernel(
+            parallel = group.elements >= PARALLEL_MIN_ELEMENTS
+            (kernels.step_kernel if parallel else kernels.step_kernel_serial)(
                 group.addresses, group.chunk_tensor, group.chunk_start, group.chunk_end,
                 group.row_length, group.ndims, group.shapes, group.p_strides,
                 group.g_strides, flag_array, group.scalars, group.p_proto, group.m_proto)

@@ -17,10 +17,13 @@ __all__ = ["register", "run", "build_parser"]
 
 
 def register(subparsers) -> None:
+    import argparse
+
     parser = subparsers.add_parser(
         "conformance",
         help="check an RAdam implementation against the spec, fingerprint it, say where it deviates",
-        description=__doc__,
+        description=__doc__.replace("``", ""),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _add_arguments(parser)
     parser.set_defaults(func=run)
@@ -30,7 +33,8 @@ def build_parser():
     """A standalone parser (for documentation and tests)."""
     import argparse
 
-    parser = argparse.ArgumentParser(prog="radam-ref conformance", description=__doc__)
+    parser = argparse.ArgumentParser(prog="radam-ref conformance", description=__doc__.replace("``", ""),
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     _add_arguments(parser)
     return parser
 
@@ -61,6 +65,8 @@ def _add_arguments(parser) -> None:
                         help="regenerate the results page (markdown) at PATH")
     parser.add_argument("--strict", action="store_true",
                         help="with --all: exit 1 if any target does not conform")
+    parser.add_argument("--no-fingerprint", action="store_true",
+                        help="skip the fingerprint (not with --profile auto)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -120,7 +126,7 @@ def run(args) -> int:
         return _usage("give a TARGET or --all (not both)")
 
     options = dict(profile=args.profile, dtype=args.dtype, checks=args.check, max_examples=args.max_examples,
-                   seed=args.seed, horizon=args.horizon)
+                   seed=args.seed, horizon=args.horizon, fingerprint=not args.no_fingerprint)
     if args.all:
         if args.dtype is not None:
             return _usage("--dtype applies to one TARGET, not to --all (each target uses its own)")

@@ -10,7 +10,7 @@ import sys
 
 from .fingerprint import AXES
 
-__all__ = ["print_report", "print_summary", "write_json", "SYMBOLS", "fingerprint_line"]
+__all__ = ["print_report", "print_summary", "write_json", "SYMBOLS", "fingerprint_line", "fingerprint_short"]
 
 SYMBOLS = {"pass": "✓ pass", "acceptable": "≈ acceptable", "fail": "✗ FAIL", "not supported": "– not supported",
            "error": "! error"}
@@ -44,6 +44,28 @@ def fingerprint_line(fp) -> str:
     if fp.profiles:
         line += f" [= {', '.join(fp.profiles)}]"
     line += "; vs paper: " + (", ".join(_SHORT_AXES[a] for a in fp.differs_from_paper) or "same")
+    return line
+
+
+def fingerprint_short(fp) -> str:
+    """The fingerprint in a few words (summary tables)."""
+    if fp is None:
+        return "—"
+    if not fp.consistent:
+        return "no combination of the spec's axes"
+    eps = {"before_bias_correction": "before", "after_bias_correction": "after"}
+    parts = [
+        f"thr {fp.describe_axis('threshold')}",
+        "eps " + "/".join(eps[v] for v in fp.axes["eps_placement"]),
+        "wd " + "/".join(fp.axes["weight_decay_mode"]).replace("decoupled/decoupled_moving", "decoupled"),
+    ]
+    if fp.axes["before_rectification"] == ("none",):
+        parts.append("no SGD steps")
+    if fp.axes["nesterov"] == (True,):
+        parts.append("nesterov")
+    line = ", ".join(parts)
+    if fp.profiles:
+        line += f" = {'/'.join(fp.profiles)}"
     return line
 
 
@@ -120,11 +142,11 @@ def print_summary(reports, console=None) -> None:
             continue
         counts = {v: sum(r.verdict == v for r in rep.results) for v in SYMBOLS}
         tally = f"{counts['pass']}/{counts['acceptable']}/{counts['fail'] + counts['error']}/{counts['not supported']}"
-        failing = "; ".join(f"{r.check} ({r.axis.split(':')[0] if r.axis else '?'})"
+        failing = ", ".join(f"{r.check} ({r.axis.split(':')[0].split(' (')[0] if r.axis else '?'})"
                             for r in rep.results if r.verdict in ("fail", "error"))
         style = "green" if rep.conforms else "bold red"
         table.add_row(rep.target, rep.profile, f"[{style}]{rep.verdict}[/]", tally, failing or "—",
-                      fingerprint_line(rep.fingerprint), f"{rep.seconds:.0f}s")
+                      fingerprint_short(rep.fingerprint), f"{rep.seconds:.0f}s")
     console.print(table)
 
 

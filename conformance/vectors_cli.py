@@ -16,8 +16,11 @@ __all__ = ["register", "run"]
 
 
 def register(subparsers) -> None:
+    import argparse
+
     parser = subparsers.add_parser("vectors", help="generate, validate or run the golden test vectors",
-                                   description=__doc__)
+                                   description=__doc__.replace("``", ""),
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="vectors_command", metavar="ACTION")
     gen = sub.add_parser("generate", help="write the vector files from the spec")
     gen.add_argument("--out", default=None, metavar="DIR", help="directory (default: the package's vectors/)")

@@ -8,6 +8,7 @@ parameters equal the spec run in float32 and rounded once, within 1 float16 ulp.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import pickle
 import tracemalloc
@@ -25,6 +26,17 @@ from radam_ref.backends import numpy as backend
 from _backend_strategies import assert_ulp, configs, grads_for, layouts, make_view
 
 MAX_ULP = {np.dtype(np.float64): 4, np.dtype(np.float32): 4}
+
+
+@contextlib.contextmanager
+def _threads(parallel: bool):
+    """Force the parallel kernel (on every core) or the calling-thread one."""
+    saved = backend.PARALLEL_MIN_ELEMENTS
+    backend.PARALLEL_MIN_ELEMENTS = 0 if parallel else 2**62
+    try:
+        yield
+    finally:
+        backend.PARALLEL_MIN_ELEMENTS = saved
 
 
 def _start_state(shapes, dtype, count, seed):
@@ -51,8 +63,9 @@ def _spec_step(params, grads, state, config, storage):
 
 
 @given(config=configs(), layout=layouts, dtype=st.sampled_from([np.float32, np.float64]),
-       count=st.integers(0, 12), n_steps=st.integers(1, 5), data=st.data())
-def test_each_step_matches_spec(config, layout, dtype, count, n_steps, data):
+       count=st.integers(0, 12), n_steps=st.integers(1, 5), parallel=st.booleans(),
+       data=st.data())
+def test_each_step_matches_spec(config, layout, dtype, count, n_steps, parallel, data):
     """Drawn profiles, hyperparameters, shapes (0-size, 0-d, strided, transposed and
     reversed views), dtypes and gradient streams: every step within MAX_ULP of the
     spec's step from the same inputs, and nothing outside the views is touched."""
@@ -69,7 +82,8 @@ def test_each_step_matches_spec(config, layout, dtype, count, n_steps, data):
                  for g, (_, _, g_view) in zip(data.draw(grads_for(shapes, dtype)), layout)]
         spec_state = backend.to_spec_state(state)
         expected_p, expected_state = _spec_step(params, grads, spec_state, config, dtype)
-        backend.step_(params, grads, state, config)
+        with _threads(parallel):
+            backend.step_(params, grads, state, config)
         assert state.count == expected_state.count
         for i in range(len(params)):
             tol = MAX_ULP[np.dtype(dtype)]
@@ -82,8 +96,8 @@ def test_each_step_matches_spec(config, layout, dtype, count, n_steps, data):
 
 
 @given(config=configs(), layout=layouts, count=st.integers(0, 12),
-       n_steps=st.integers(1, 4), data=st.data())
-def test_float16_params_step_in_float32(config, layout, count, n_steps, data):
+       n_steps=st.integers(1, 4), parallel=st.booleans(), data=st.data())
+def test_float16_params_step_in_float32(config, layout, count, n_steps, parallel, data):
     """float16 parameters: float32 state and arithmetic, θ rounded once per step."""
     rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
     shapes = [shape for shape, _, _ in layout]
@@ -95,7 +109,8 @@ def test_float16_params_step_in_float32(config, layout, count, n_steps, data):
         grads = data.draw(grads_for(shapes, np.float16))
         expected_p, expected_state = _spec_step(params, grads, backend.to_spec_state(state),
                                                 config, np.float16)
-        backend.step_(params, grads, state, config)
+        with _threads(parallel):
+            backend.step_(params, grads, state, config)
         for i in range(len(params)):
             assert params[i].dtype == np.float16
             assert_ulp(params[i], expected_p[i], 1, f"params[{i}] (float16)")
@@ -188,7 +203,8 @@ def test_one_element_against_high_precision(x, g, m, v, t, eps_placement):
        total=st.integers(2, 10), split=st.integers(1, 9), seed=st.integers(0, 2**32 - 1))
 def test_resume_mid_run_is_bit_identical(config, dtype, total, split, seed):
     """Stop after ``split`` steps, export (to_spec_state), pickle, re-import
-    (from_spec_state) and continue: bit-identical to the uninterrupted run."""
+    (from_spec_state) and continue: bit-identical to the uninterrupted run — which
+    runs on every core while the resumed one runs on the calling thread."""
     split = min(split, total - 1)
     rng = np.random.default_rng(seed)
     shapes = [(5, 3), (0,), (), (4,)]
@@ -197,18 +213,21 @@ def test_resume_mid_run_is_bit_identical(config, dtype, total, split, seed):
 
     params_a = [p.copy() for p in start]
     state_a = backend.init(params_a)
-    for grads in stream:
-        backend.step_(params_a, grads, state_a, config)
+    with _threads(True):
+        for grads in stream:
+            backend.step_(params_a, grads, state_a, config)
 
     params_b = [p.copy() for p in start]
     state_b = backend.init(params_b)
-    for grads in stream[:split]:
-        backend.step_(params_b, grads, state_b, config)
+    with _threads(False):
+        for grads in stream[:split]:
+            backend.step_(params_b, grads, state_b, config)
     exported = pickle.loads(pickle.dumps(backend.to_spec_state(state_b)))
     params_b = [p.copy() for p in params_b]
     state_b = backend.from_spec_state(exported, params_b)
-    for grads in stream[split:]:
-        backend.step_(params_b, grads, state_b, config)
+    with _threads(False):
+        for grads in stream[split:]:
+            backend.step_(params_b, grads, state_b, config)
 
     assert state_a.count == state_b.count == total
     for a, b in zip(params_a + state_a.m + state_a.v, params_b + state_b.m + state_b.v):
@@ -441,6 +460,10 @@ def test_bench_quick_reports_consistent_figures(tmp_path):
     single, small = report["layouts"]
     assert single["params"] == 4096 and small["params"] == 5000 and small["arrays"] == 5
     for layout in report["layouts"]:
+        assert layout["roofline_params_per_s"] == pytest.approx(
+            layout["copy_bandwidth_bytes_per_s"] / 28)
+        assert layout["in_place_roofline_params_per_s"] == pytest.approx(
+            layout["in_place_bandwidth_bytes_per_s"] / 28)
         keys = [row["key"] for row in layout["results"]]
         assert keys == ["numpy_backend", "spec_numpy", "plain_numpy"]
         for row in layout["results"]:

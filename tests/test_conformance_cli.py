@@ -91,7 +91,7 @@ def test_profile_auto_checks_against_the_fingerprint(broken_module, capsys):
 
 def test_all_surveys_every_builtin_target(tmp_path, capsys):
     out = tmp_path / "all.json"
-    rc = main(["conformance", "--all", "--check", "degeneration", "--max-examples", "1", "--horizon", "10",
+    rc = main(["conformance", "--all", "--check", "side_effects", "--no-fingerprint",
                "--json", str(out), "--no-progress"])
     assert rc == 0  # the project's own targets conform
     data = json.loads(out.read_text())
@@ -140,3 +140,33 @@ def test_committed_results_page_is_current_about_the_known_findings():
                    "optax.radam x64=False (profile `optax`)", "step-scalar arithmetic",
                    "[= torch]", "[= optax]", "replay("):
         assert needle in page, needle
+
+
+def test_flags_in_the_guide_exist():
+    """docs/conformance.md and the parsers agree (every documented flag exists)."""
+    import pathlib
+    import re
+
+    from radam_ref.conformance.cli import build_parser
+    from radam_ref.conformance.pytest_plugin import pytest_addoption
+
+    text = (pathlib.Path(__file__).parent.parent / "docs" / "conformance.md").read_text()
+    documented = set(re.findall(r"(?<![\w-])(--[a-z][a-z0-9-]+)", text))
+    cli_flags = {opt for action in build_parser()._actions for opt in action.option_strings}
+
+    class Collect:
+        def __init__(self):
+            self.flags = set()
+
+        def getgroup(self, name):
+            return self
+
+        def addoption(self, *names, **kwargs):
+            self.flags.update(names)
+
+    plugin = Collect()
+    pytest_addoption(plugin)
+    pytest_own = {"--pyargs"}
+    unknown = documented - cli_flags - plugin.flags - pytest_own
+    assert not unknown, unknown
+    assert plugin.flags <= documented

@@ -41,19 +41,19 @@ CASES = [
     ("torch.optim.RAdam", {"foreach": False, "decoupled_weight_decay": True}, "float64", 2_000),
     ("optax.radam", {"x64": True}, "float64", 10_000),
     ("optax.radam", {}, "float32", 10_000),
-    ("radam_ref.step", {}, "float64", 10_000),
+    ("radam_ref.step", {}, "float64", 3_000),
     ("radam_ref.step", {}, "float32", 2_000),
-    ("radam_ref.optax_transform", {"x64": True}, "float64", 500),
-    ("radam_ref.optax_transform", {}, "float32", 500),
-    ("radam_ref.backends.numpy", {}, "float64", 2_000),
-    ("radam_ref.backends.torch", {}, "float64", 2_000),
+    ("radam_ref.optax_transform", {}, "float32", 300),
+    ("radam_ref.backends.numpy", {}, "float64", 1_000),
+    ("radam_ref.backends.torch", {}, "float64", 1_000),
 ]
 
 
 def _run(name, kwargs, dtype, horizon):
+    known = KNOWN_FINDINGS.get((name, tuple(sorted(kwargs.items()))), {})
     try:
         return run_conformance(name, kwargs, dtype=dtype, max_examples=EXAMPLES, horizon=horizon,
-                               shrink_seconds=2.0)
+                               shrink_seconds=0.5 if known else 2.0)
     except TargetUnavailable as exc:
         pytest.skip(str(exc))
 

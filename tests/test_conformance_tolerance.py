@@ -3,7 +3,6 @@ independent oracles (exact rational arithmetic, optax itself)."""
 
 from __future__ import annotations
 
-import math
 from fractions import Fraction
 
 import numpy as np

@@ -148,11 +148,13 @@ def fail_result(ctx: Context, check_name: str, scenario: Scenario, outcome: Outc
                 axis: str, extra: dict | None = None, summary: str | None = None,
                 examples: int = 0) -> CheckResult:
     """A ``fail`` result for ``outcome`` on ``scenario``: diagnosis and repro."""
+    axis_text = axis
     if outcome.mismatch is not None and outcome.observed is not None:
-        diag = diagnose(scenario, outcome.observed, fallback=axis, upto=outcome.mismatch.step)
-        axis_text = diag.describe()
-    else:
-        axis_text = axis
+        try:
+            diag = diagnose(scenario, outcome.observed, fallback=axis, upto=outcome.mismatch.step)
+            axis_text = diag.describe()
+        except Exception:  # noqa: BLE001 - a diagnosis that breaks must not hide the failure
+            axis_text = f"{axis} (diagnosis unavailable)"
     if summary is None:
         summary = outcome.mismatch.describe() if outcome.mismatch else (outcome.error or "failed")
     return CheckResult(

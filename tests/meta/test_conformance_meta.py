@@ -87,7 +87,7 @@ def _single(target, check, examples=None, horizon=10_000):
 @pytest.mark.parametrize("defect", sorted(NUMPY_CASES))
 def test_numpy_defect_fails_its_check(defect):
     profile, check, axis = NUMPY_CASES[defect]
-    result = _single(numpy_target(defect, profile), check)
+    result = _single(numpy_target(defect, profile), check, horizon=3_000)
     assert result.verdict == "fail", (defect, result.verdict, result.summary)
     if axis is not None:
         assert axis in (result.axis or ""), (defect, result.axis)
@@ -108,7 +108,7 @@ def test_torch_defect_fails_its_check(defect):
 @pytest.mark.parametrize("check", sorted({c for _, c, _ in NUMPY_CASES.values()}))
 def test_correct_numpy_step_passes_the_same_checks(check):
     for profile in ("paper", "authors"):
-        result = _single(numpy_target(None, profile), check, examples=EXAMPLES)
+        result = _single(numpy_target(None, profile), check, examples=EXAMPLES, horizon=3_000)
         assert result.verdict in ("pass", "acceptable"), (profile, check, result.summary, result.repro)
 
 
