@@ -214,7 +214,8 @@ def fingerprint(target: Target, base: RAdamConfig | None = None, dtype: str | No
     axes = {axis: tuple(v for v in values if any(c[axis] == v for c in consistent)) for axis, values in AXES.items()}
     if not consistent:
         scored = [(evaluate(c, full=True)[1], c) for c in candidates() if c["comparison"] == ">"]
-        closest = min(scored, key=lambda x: x[0])[1]
+        closest = dict(min(scored, key=lambda x: x[0])[1])
+        closest.pop("comparison")  # not observable (module docstring)
         return Fingerprint(axes, False, interval, [], [], closest=closest)
     profiles = []
     for name, profile in PROFILES.items():

@@ -332,7 +332,11 @@ def test_no_update_before_rectification_except_decoupled_decay(xp_case, data):
     for got in thetas:
         if mode == "decoupled":
             expected = expected * (1.0 - cfg.lr * cfg.weight_decay)
-        np.testing.assert_array_equal(got, expected)
+            # Bit for bit, except that XLA on CPU flushes a subnormal product to zero.
+            np.testing.assert_array_equal(got, np.where(np.abs(got) < TINY, got, expected))
+            assert np.all(np.abs(got - expected) <= TINY)
+        else:
+            np.testing.assert_array_equal(got, theta0)
 
 
 # --------------------------------------------------------------------------- #
