@@ -20,25 +20,27 @@ of 64 Ki elements (a multi-tensor launch: an address table instead of one call
 per array), on every core, with no allocation per step.  Groups smaller than
 ``PARALLEL_MIN_ELEMENTS`` (128 Ki) run the same chunk loop on the calling thread.
 
-Why numba — measured on the 2-core development machine, one float32 array of
-16 Mi elements, Adam-type update, median of 20 steps (copy bandwidth through both
-cores ≈ 45–51 GB/s, i.e. a roofline of ≈ 1.7 G params/s at 28 B/param):
+Why numba — measured in one interleaved run on the 2-core development machine
+(busy with other jobs at the time: its copy bandwidth was 10.8 GB/s instead of
+the ~50 GB/s it shows idle), one float32 array of 16 Mi elements, rectified
+step, median of 15 steps.  The ratios within the run are the robust part:
 
-==========================================  ==============  ==========================
-tool                                        G params/s      why not
-==========================================  ==============  ==========================
-numba ``prange``, fused, address table      1.1–1.4         (chosen)
-chunked in-place ufuncs, 2 threads          0.35            ~12 passes over L2 blocks
-numexpr, 3 expressions (m, v, then p)       0.45            40 B/param, 3 launches
-plain NumPy ``out=`` ufuncs, one thread     0.09            ~20 passes over memory
-==========================================  ==============  ==========================
+==========================================  ============  ========  =====================
+tool                                        G params/s    × numba   passes over memory
+==========================================  ============  ========  =====================
+numba ``prange``, fused, address table      0.54          1         1 (28 B/param)
+chunked in-place ufuncs, 2 threads          0.27          0.49      1, ~12 over L2 blocks
+plain NumPy ``out=`` ufuncs, 1 thread       0.15          0.27      ~10
+numexpr, 3 expressions (m, v, then θ)       0.09          0.16      3 (40 B/param)
+==========================================  ============  ========  =====================
 
-Only numba gives one pass over memory with every operation in the spec's
-order; numexpr needs one pass per output array and cannot write three outputs.
-Two numba details matter: ``error_model="numpy"`` (otherwise every division
-tests for zero and the loop is not vectorised) and raw pointers from the
-address table (array structs reloaded after each store also block
-vectorisation).  Run ``radam-ref bench`` for the figures of your machine.
+On the idle machine the same numba kernel ran at 1.1–1.4 G params/s.  Only
+numba gives one pass over memory with every operation in the spec's order;
+numexpr writes one output per pass.  Two numba details matter:
+``error_model="numpy"`` (otherwise every division tests for zero and the loop is not
+vectorised) and raw pointers from the address table (array structs reloaded
+after each store also block vectorisation).  Run ``radam-ref bench`` for the
+figures of your machine.
 
 Dtypes
 ------
