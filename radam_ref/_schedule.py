@@ -157,12 +157,15 @@ def _log_beta(beta: float) -> Decimal | None:
 
 
 def _pow_beta(beta: float, t: int) -> Decimal:
-    """βᵗ at 60 digits."""
-    log_beta = _log_beta(beta)
-    if log_beta is None:
-        return Decimal(0)
+    """βᵗ at 60 digits, by exact-integer-exponent decimal power.
+
+    At t = 1 this is β itself, so 1 − βᵗ is exact before its single rounding to
+    float64 and equals the IEEE result of ``1.0 - beta`` bit for bit — also when
+    1 − β falls exactly halfway between two floats (β < 1/2), where a value only
+    60 digits close (e.g. exp(ln β)) could round to the other neighbour.
+    """
     with _context():
-        return (log_beta * t).exp()
+        return Decimal(beta) ** t
 
 
 @functools.lru_cache(maxsize=4096)
