@@ -111,6 +111,9 @@ def threshold(ctx) -> CheckResult:
                 spec_says = "the spec never rectifies (ρ_t ≤ threshold for every t)"
             seen = _branches(outcome.observed, scenario) if outcome.observed else (outcome.error or "")
             detail = outcome.mismatch.describe() if outcome.mismatch else ""
+            if first and seen.endswith(f"is t = {first} (an update other than the SGD-momentum step)"):
+                seen = (f"the target also leaves SGD-momentum at t = {first}, so the branch "
+                        "decision agrees but the rectified update's value differs")
             return fail_result(ctx, "threshold", scenario, outcome, axis="threshold",
                                summary=f"{label}: {spec_says}; {seen}. {detail}", examples=len(cases))
         if outcome.verdict == "acceptable":
