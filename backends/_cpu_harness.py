@@ -86,8 +86,8 @@ class ElementHarness:
     """The compiled harness: ``apply`` runs ``radam_element`` over arrays in place."""
 
     def __init__(self, library: str | os.PathLike):
-        self.library_path = pathlib.Path(library)
-        self._lib = ctypes.CDLL(str(self.library_path))
+        self.so_path = pathlib.Path(library)
+        self._lib = ctypes.CDLL(str(self.so_path))
         if self._lib.radam_harness_n_scalars() != len(ElementScalars._fields):
             raise RuntimeError("harness and ElementScalars disagree on the scalar count")
         if self._lib.radam_harness_n_flags() != len(ElementFlags._fields):
