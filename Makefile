@@ -6,10 +6,11 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: run test test-thorough gpu-check results clean
 
-$(STAMP): pyproject.toml requirements/ci.txt
+$(STAMP): pyproject.toml requirements/ci.txt requirements/third-party.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements/ci.txt
+	$(BIN)/python -m pip install --quiet --no-deps -r requirements/third-party.txt
 	touch $(STAMP)
 
 ## run: set up, then run the main job: every built-in RAdam against the spec

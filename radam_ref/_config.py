@@ -18,6 +18,14 @@ The axes (see SPEC-NOTES in the project docs and ``docs/spec.md``):
     ``"decoupled"``: θ ← θ(1 − αλ) on every step (Loshchilov & Hutter; paper §5;
     torch ``decoupled_weight_decay=True``; TF-Addons); ``"decoupled_moving"``: the
     same, but only on steps that move θ (authors' code).
+``decay_form``
+    How decoupled weight decay is written: ``"subtract"`` — θ ← θ − (αλ)θ (paper
+    default; the authors' code, timm, TF-Addons), ``"multiply"`` — θ ← θ·(1 − αλ)
+    (torch ``decoupled_weight_decay=True``, pytorch_optimizer).  Equal in exact
+    arithmetic, not in floating point: in float32, 1 − αλ rounds to a multiple of
+    2⁻²⁴, so for αλ = 1e-5 the multiplicative decay is off by up to 0.3% of itself,
+    and the error compounds over a long run.  ``"subtract"`` rounds only the small
+    product αλ, a relative error of 2⁻²⁴ of the decay.
 ``before_rectification``
     What happens while the variance is intractable: ``"sgd_momentum"`` — θ ← θ − α m̂_t
     (Alg. 2 line 14); ``"none"`` — θ unchanged (authors' code since 2021).
@@ -47,12 +55,14 @@ __all__ = [
     "WEIGHT_DECAY_MODES",
     "BEFORE_RECTIFICATION",
     "NONFINITE_POLICIES",
+    "DECAY_FORMS",
 ]
 
 EPS_PLACEMENTS = ("before_bias_correction", "after_bias_correction")
 WEIGHT_DECAY_MODES = ("none", "l2", "decoupled", "decoupled_moving")
 BEFORE_RECTIFICATION = ("sgd_momentum", "none")
 NONFINITE_POLICIES = ("propagate", "raise")
+DECAY_FORMS = ("subtract", "multiply")
 
 
 def _real(name: str, value: Any) -> float:
@@ -89,6 +99,7 @@ class RAdamConfig:
         eps_placement: ``"before_bias_correction"`` or ``"after_bias_correction"``.
         eps_root: ≥ 0, added inside the square root (optax).
         weight_decay_mode: ``"none"``, ``"l2"``, ``"decoupled"``, ``"decoupled_moving"``.
+        decay_form: ``"subtract"`` (θ − (αλ)θ) or ``"multiply"`` (θ·(1 − αλ)).
         before_rectification: ``"sgd_momentum"`` or ``"none"``.
         nesterov: optax's Nesterov momentum variant.
         maximize: ascend the objective.
@@ -108,6 +119,7 @@ class RAdamConfig:
     eps_placement: str = "before_bias_correction"
     eps_root: float = 0.0
     weight_decay_mode: str = "decoupled"
+    decay_form: str = "subtract"
     before_rectification: str = "sgd_momentum"
     nesterov: bool = False
     maximize: bool = False
@@ -142,6 +154,7 @@ class RAdamConfig:
         _choice("comparison", self.comparison, COMPARISONS)
         _choice("eps_placement", self.eps_placement, EPS_PLACEMENTS)
         _choice("weight_decay_mode", self.weight_decay_mode, WEIGHT_DECAY_MODES)
+        _choice("decay_form", self.decay_form, DECAY_FORMS)
         _choice("before_rectification", self.before_rectification, BEFORE_RECTIFICATION)
         _choice("nonfinite", self.nonfinite, NONFINITE_POLICIES)
         for flag in ("nesterov", "maximize"):

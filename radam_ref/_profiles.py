@@ -65,7 +65,7 @@ _PROFILES = [
         options=dict(
             lr=1e-3, betas=(0.9, 0.999), eps=1e-8, threshold=4.0, comparison=">",
             eps_placement="before_bias_correction", weight_decay_mode="decoupled",
-            before_rectification="sgd_momentum",
+            decay_form="subtract", before_rectification="sgd_momentum",
         ),
     ),
     Profile(
@@ -82,7 +82,7 @@ _PROFILES = [
         options=dict(
             lr=1e-3, betas=(0.9, 0.999), eps=1e-8, threshold=5.0, comparison=">=",
             eps_placement="before_bias_correction", weight_decay_mode="decoupled_moving",
-            before_rectification="none",
+            decay_form="subtract", before_rectification="none",
         ),
     ),
     Profile(
@@ -95,7 +95,7 @@ _PROFILES = [
         options=dict(
             lr=1e-3, betas=(0.9, 0.999), eps=1e-8, threshold=5.0, comparison=">",
             eps_placement="before_bias_correction", weight_decay_mode="l2",
-            before_rectification="sgd_momentum",
+            decay_form="multiply", before_rectification="sgd_momentum",
         ),
     ),
     Profile(
@@ -105,7 +105,7 @@ _PROFILES = [
         options=dict(
             lr=1e-3, betas=(0.9, 0.999), eps=1e-8, threshold=5.0, comparison=">",
             eps_placement="before_bias_correction", weight_decay_mode="decoupled",
-            before_rectification="sgd_momentum",
+            decay_form="multiply", before_rectification="sgd_momentum",
         ),
     ),
     Profile(
@@ -119,7 +119,7 @@ _PROFILES = [
         options=dict(
             lr=1e-3, betas=(0.9, 0.999), eps=1e-8, eps_root=0.0, threshold=5.0,
             comparison=">=", eps_placement="after_bias_correction",
-            weight_decay_mode="none", before_rectification="sgd_momentum",
+            weight_decay_mode="none", decay_form="multiply", before_rectification="sgd_momentum",
         ),
     ),
     Profile(
@@ -136,7 +136,7 @@ _PROFILES = [
         options=dict(
             lr=1e-3, betas=(0.9, 0.999), eps=1e-7, threshold=5.0, comparison=">=",
             eps_placement="after_bias_correction", weight_decay_mode="decoupled",
-            before_rectification="sgd_momentum",
+            decay_form="subtract", before_rectification="sgd_momentum",
         ),
     ),
     Profile(
@@ -149,7 +149,7 @@ _PROFILES = [
         options=dict(
             lr=1e-3, betas=(0.9, 0.999), eps=1e-8, threshold=5.0, comparison=">=",
             eps_placement="before_bias_correction", weight_decay_mode="decoupled",
-            before_rectification="sgd_momentum",
+            decay_form="subtract", before_rectification="sgd_momentum",
         ),
     ),
 ]

@@ -7,7 +7,7 @@ For step t = count + 1 and every element (Liu et al. 2020, Algorithm 2):
     m_t = β₁ m_{t−1} + (1 − β₁) g_t              (Alg. 2, line 6)
     v_t = β₂ v_{t−1} + (1 − β₂) g_t²             (Alg. 2, line 5)
     m̂_t = m_t / (1 − β₁ᵗ)                        (Alg. 2, line 7)
-    θ ← θ (1 − α λ)                              if decoupled weight decay (§5)
+    θ ← θ − (αλ) θ   or  θ (1 − αλ)             if decoupled weight decay (§5; decay_form)
     if ρ_t > threshold:                          (Alg. 2, lines 8–9; ρ_t from §4.1)
         θ_t = θ − α r_t m̂_t · D_t                 (Alg. 2, lines 10–12; r_t from §4.2)
     else:
@@ -181,12 +181,26 @@ def _update_exact(xp, config: RAdamConfig, sched, sched_next, p, g, m, v):
     lr, wd = config.lr, config.weight_decay
     mode = config.weight_decay_mode
     if wd != 0.0 and (mode == "decoupled" or (mode == "decoupled_moving" and moves)):
-        p = p * (1.0 - lr * wd)
+        p = _decay(config, p)
     if sched.rectified:
         p = p - (lr * sched.r_t) * (m_hat * _adaptive(xp, config, v, sched.bias_correction2))
     elif moves:
         p = p - lr * m_hat
     return p, m, v
+
+
+def _decay(config: RAdamConfig, p):
+    """Decoupled weight decay (§5), in the config's ``decay_form``.
+
+    ``"subtract"``: θ − (αλ)θ.  The only rounded scalar is the small product αλ
+    (relative error 2⁻²⁴ in float32), so the decay is accurate in any dtype.
+    ``"multiply"``: θ·(1 − αλ), as torch writes it; in float32 the factor 1 − αλ
+    carries an absolute error up to 2⁻²⁵, i.e. up to 0.3% of the decay at αλ = 1e-5.
+    """
+    c = config.lr * config.weight_decay
+    if config.decay_form == "subtract":
+        return p - c * p
+    return p * (1.0 - c)
 
 
 def _adaptive(xp, config: RAdamConfig, v, bias_correction2):
@@ -218,9 +232,9 @@ def _update_traced(xp, config: RAdamConfig, sched, sched_next, p, g, m, v):
     sgd = config.before_rectification == "sgd_momentum"
     mode = config.weight_decay_mode
     if wd != 0.0 and mode == "decoupled":
-        p = p * (1.0 - lr * wd)
+        p = _decay(config, p)
     elif wd != 0.0 and mode == "decoupled_moving":
-        p = p * (1.0 - lr * wd) if sgd else xp.where(rectified, p * (1.0 - lr * wd), p)
+        p = _decay(config, p) if sgd else xp.where(rectified, _decay(config, p), p)
     step_size = cast(lr * sched.r_t)
     p_rect = p - step_size * (m_hat * _adaptive(xp, config, v, cast(sched.bias_correction2)))
     p_other = p - lr * m_hat if sgd else p

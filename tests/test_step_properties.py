@@ -316,7 +316,8 @@ def test_beta2_at_most_0_6_is_sgd_with_momentum(xp_case, data):
 def test_no_update_before_rectification_except_decoupled_decay(xp_case, data):
     """before_rectification='none' (the authors' code since 2021): on the first
     four steps (ρ_t ≤ t ≤ 4 ≤ threshold, never rectified) θ does not move at all,
-    and weight decay is applied only by mode 'decoupled' (θ·(1 − αλ) every step);
+    and weight decay is applied only by mode 'decoupled' (θ − (αλ)θ or θ·(1 − αλ)
+    every step, by decay_form);
     'decoupled_moving' decays only steps that move θ, so not these."""
     _, to_array = xp_case
     mode = data.draw(st.sampled_from(radam_ref.WEIGHT_DECAY_MODES))
@@ -331,7 +332,8 @@ def test_no_update_before_rectification_except_decoupled_decay(xp_case, data):
     expected = theta0
     for got in thetas:
         if mode == "decoupled":
-            expected = expected * (1.0 - cfg.lr * cfg.weight_decay)
+            c = cfg.lr * cfg.weight_decay
+            expected = expected - c * expected if cfg.decay_form == "subtract" else expected * (1.0 - c)
             # Bit for bit, except that XLA on CPU flushes a subnormal product to zero.
             np.testing.assert_array_equal(got, np.where(np.abs(got) < TINY, got, expected))
             assert np.all(np.abs(got - expected) <= TINY)
