@@ -36,6 +36,28 @@ def target_lines(report: dict) -> list[str]:
                 lines.append(f"{key} on {layout['layout']}: peak extra memory "
                              f"{_mib(rows[key]['peak_extra_bytes'])} MiB = {100 * share:.2f}% "
                              "of parameter bytes (target <= 1% for large arrays)")
+    lines.extend(_torch_vs_numpy_lines(report))
+    if "mixed_precision" in report:
+        from ._bench_extra import extra_target_lines
+
+        lines.extend(extra_target_lines(report["mixed_precision"], report["small_steps"]))
+    return lines
+
+
+def _torch_vs_numpy_lines(report: dict) -> list[str]:
+    lines = []
+    for layout in report["layouts"]:
+        rows = {row["key"]: row for row in layout["results"]}
+        if "torch_backend" in rows and "numpy_backend" in rows:
+            ratio = rows["torch_backend"]["params_per_s"] / rows["numpy_backend"]["params_per_s"]
+            lines.append(f"torch_backend on {layout['layout']} ({layout['arrays']} arrays): "
+                         f"{100 * ratio:.0f}% of numpy_backend (target >= 90%: "
+                         f"{'met' if ratio >= 0.9 else 'missed'})")
+        if layout["layout"] == "single" and "numpy_backend" in rows:
+            share = (rows["numpy_backend"]["params_per_s"]
+                     / layout["in_place_roofline_params_per_s"])
+            lines.append(f"numpy_backend on single: {100 * share:.0f}% of the in-place roofline "
+                         f"(target >= 90%: {'met' if share >= 0.9 else 'missed'})")
     return lines
 
 
@@ -76,5 +98,9 @@ def print_report(report: dict) -> None:
         console.print(table)
         for skipped in layout["skipped"]:
             console.print(f"  skipped {skipped['name']}: {skipped['reason']}")
+    if "mixed_precision" in report:
+        from ._bench_extra import print_extra
+
+        print_extra(console, report["mixed_precision"], report["small_steps"])
     for line in target_lines(report):
         console.print(line)

@@ -14,7 +14,8 @@ scalars of :func:`radam_ref.schedule` — never re-derived:
     eps_after, eps_root           eps, eps_root, bias_correction2 = 1 − β₂ᵗ,
                                   sqrt_bias_correction2 = (1 − β₂ᵗ)^½      (line 10, §3.1)
     l2       g ← g + λθ           weight_decay = λ
-    decay    θ ← θ(1 − αλ)        decay_factor = 1 − αλ                    (§5)
+    decay    θ ← θ − (αλ)θ        decay_factor = αλ      (decay_form "subtract", §5)
+             θ ← θ·(1 − αλ)       decay_factor = 1 − αλ  (decay_form "multiply")
     nesterov                      bias_correction1_next = 1 − β₁ᵗ⁺¹
     maximize g ← −g
                                   beta1, one_minus_beta1, beta2, one_minus_beta2
@@ -29,6 +30,7 @@ reproduces the spec operation for operation.
 
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
 from radam_ref import RAdamConfig
@@ -38,9 +40,13 @@ __all__ = [
     "UPDATE_MOMENTUM",
     "UPDATE_ADAPTIVE",
     "UPDATE_NAMES",
+    "DECAY_NONE",
+    "DECAY_SUBTRACT",
+    "DECAY_MULTIPLY",
     "ElementFlags",
     "ElementScalars",
     "element_constants",
+    "cached_element_constants",
     "all_variants",
 ]
 
@@ -53,6 +59,13 @@ UPDATE_ADAPTIVE = 2
 
 UPDATE_NAMES = {UPDATE_MOMENTS_ONLY: "moments_only", UPDATE_MOMENTUM: "momentum",
                 UPDATE_ADAPTIVE: "adaptive"}
+
+#: No decoupled weight decay this step.
+DECAY_NONE = 0
+#: θ ← θ − (αλ)θ, with ``decay_factor`` = αλ (decay_form "subtract", the paper's).
+DECAY_SUBTRACT = 1
+#: θ ← θ·(1 − αλ), with ``decay_factor`` = 1 − αλ (decay_form "multiply", torch's).
+DECAY_MULTIPLY = 2
 
 
 class ElementFlags(NamedTuple):
@@ -67,17 +80,22 @@ class ElementFlags(NamedTuple):
     eps_after: bool  # eps_placement == "after_bias_correction"
     eps_root: bool   # eps_root != 0: sqrt(· + eps_root)
     l2: bool         # g ← g + λθ
-    decay: bool      # θ ← θ(1 − αλ) this step
+    decay: int       # DECAY_NONE, DECAY_SUBTRACT or DECAY_MULTIPLY
     nesterov: bool   # optax's Nesterov m̂
     maximize: bool   # g ← −g
 
     @property
     def variant(self) -> str:
-        """The variant's name, e.g. ``adaptive_eps_after_l2``; kernels are named after it."""
+        """The variant's name, e.g. ``adaptive_eps_after_l2``; kernels are named after it.
+
+        ``decay`` names the subtractive decay, ``decay_multiply`` the multiplicative one.
+        """
         parts = [UPDATE_NAMES[self.update]]
         for field in ("eps_after", "eps_root", "l2", "decay", "nesterov", "maximize"):
             if getattr(self, field):
                 parts.append(field)
+            if field == "decay" and self.decay == DECAY_MULTIPLY:
+                parts.append("multiply")
         return "_".join(parts)
 
     def as_ints(self) -> tuple[int, ...]:
@@ -126,7 +144,9 @@ def element_constants(config: RAdamConfig, t: int) -> tuple[ElementFlags, Elemen
         update = UPDATE_MOMENTS_ONLY
     adaptive = update == UPDATE_ADAPTIVE
     l2 = mode == "l2" and wd != 0.0
-    decay = wd != 0.0 and (mode == "decoupled" or (mode == "decoupled_moving" and moves))
+    decays = wd != 0.0 and (mode == "decoupled" or (mode == "decoupled_moving" and moves))
+    subtract = config.decay_form == "subtract"
+    decay = (DECAY_SUBTRACT if subtract else DECAY_MULTIPLY) if decays else DECAY_NONE
     # Nesterov changes m̂ only, which the moments-only update never reads.
     nesterov = config.nesterov and update != UPDATE_MOMENTS_ONLY
     flags = ElementFlags(
@@ -152,7 +172,7 @@ def element_constants(config: RAdamConfig, t: int) -> tuple[ElementFlags, Elemen
         beta2=b2,
         one_minus_beta2=1.0 - b2,
         weight_decay=wd if l2 else 0.0,
-        decay_factor=1.0 - lr * wd if decay else 1.0,
+        decay_factor=(lr * wd if subtract else 1.0 - lr * wd) if decays else 0.0,
         bias_correction1=bc1,
         bias_correction1_next=bc1_next,
         sqrt_bias_correction2=sched.bias_correction2 ** 0.5,
@@ -164,15 +184,31 @@ def element_constants(config: RAdamConfig, t: int) -> tuple[ElementFlags, Elemen
     return flags, scalars
 
 
+@functools.lru_cache(maxsize=1024)
+def _cached(config: RAdamConfig, t: int):
+    return element_constants(config, t)
+
+
+def cached_element_constants(config: RAdamConfig, t: int) -> tuple[ElementFlags, ElementScalars]:
+    """:func:`element_constants`, cached per (config, t) for every CPU backend alike: a
+    step at a new t computes the exact schedule once, however many backends or
+    parameter groups share the config."""
+    try:
+        return _cached(config, t)
+    except TypeError:  # an unhashable field: no cache
+        return element_constants(config, t)
+
+
 def all_variants() -> list[ElementFlags]:
-    """Every distinct normalised flag combination (66): the kernel variants."""
+    """Every distinct normalised flag combination (88): the kernel variants."""
     out = []
     for update in (UPDATE_MOMENTS_ONLY, UPDATE_MOMENTUM, UPDATE_ADAPTIVE):
         eps_choices = ((False, False), (False, True), (True, False), (True, True)) \
             if update == UPDATE_ADAPTIVE else ((False, False),)
         nesterov_choices = (False,) if update == UPDATE_MOMENTS_ONLY else (False, True)
         for eps_after, eps_root in eps_choices:
-            for l2, decay in ((False, False), (True, False), (False, True)):
+            for l2, decay in ((False, DECAY_NONE), (True, DECAY_NONE), (False, DECAY_SUBTRACT),
+                              (False, DECAY_MULTIPLY)):
                 for nesterov in nesterov_choices:
                     for maximize in (False, True):
                         out.append(ElementFlags(update, eps_after, eps_root, l2, decay,

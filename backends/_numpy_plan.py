@@ -25,7 +25,7 @@ import numpy as np
 from radam_ref._tree import leaf_paths
 from radam_ref._validation import check_leaves
 
-from ._numba_kernels import FLOAT16_BITS
+from ._numba_kernels import FLOAT16_BITS, N_SCALARS
 
 __all__ = ["Plan", "DtypeGroup", "build_plan", "CHUNK_ELEMENTS", "compute_dtype",
            "SUPPORTED_DTYPES"]
@@ -62,7 +62,7 @@ class DtypeGroup:
     g_strides: np.ndarray       # int64[n, d] (bytes)
     p_proto: np.ndarray         # empty array of the storage dtype the kernel sees
     m_proto: np.ndarray         # empty array of the compute dtype
-    scalars: np.ndarray         # compute dtype[13], filled per step
+    scalars: np.ndarray         # compute dtype[N_SCALARS], filled per step
     elements: int               # parameters in the group
 
 
@@ -202,7 +202,7 @@ def _group(storage, leaves, p_leaves, g_leaves, m, v) -> DtypeGroup:
         chunk_end=chunk_end, row_length=row_length, ndims=ndims, shapes=shapes,
         p_strides=p_strides, g_strides=g_strides,
         p_proto=np.empty(0, dtype=kernel_storage), m_proto=np.empty(0, dtype=compute),
-        scalars=np.zeros(13, dtype=compute), elements=int(sizes.sum()),
+        scalars=np.zeros(N_SCALARS, dtype=compute), elements=int(sizes.sum()),
     )
 
 

@@ -34,6 +34,7 @@ AXES = (
     "eps_placement",
     "eps_root",
     "weight_decay_mode",
+    "decay_form",
     "before_rectification",
     "nesterov",
     "maximize",

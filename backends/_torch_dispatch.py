@@ -22,6 +22,7 @@ import torch
 from radam_ref import NonFiniteGradientError, RAdamConfig
 
 from . import _torch_fused_cpu as _fused
+from ._torch_checks import check_buffers, check_disjoint
 from ._torch_config import group_config, lr_value, resolve_op_order
 from ._torch_foreach import update_foreach
 from ._torch_scalars import DeviceScalars, device_scalars, host_scalars, schedule_table
@@ -33,68 +34,112 @@ __all__ = ["apply", "apply_traced", "check_finite", "is_dtensor", "steps_taken",
 is_dtensor = _fused.is_dtensor
 
 
-def _local_views(p, g, m, v):
-    """Local shards of DTensors sharded alike (the step is elementwise), else None."""
-    if not all(is_dtensor(x) for x in (p, g, m, v)):
-        return None
-    placements = p.placements
-    if any(x.placements != placements for x in (g, m, v)):
-        return None
-    return tuple(_fused.local_tensor(x) for x in (p, g, m, v))
-
-
-def check_finite(grads: Iterable[torch.Tensor], where: Callable[[int], str], t_of) -> None:
-    """Raise :class:`radam_ref.NonFiniteGradientError` if a gradient holds NaN or inf."""
+def check_finite(grads, where: Callable[[int], str], t_of) -> None:
+    """Raise :class:`radam_ref.NonFiniteGradientError` naming the first gradient that holds
+    NaN or ±inf.  One reduction per (device, dtype) group, not one per tensor."""
+    grads = list(grads)
+    if not grads:
+        return
+    groups: dict = {}
     for index, g in enumerate(grads):
-        if not bool(torch.isfinite(g).all()):
-            raise NonFiniteGradientError(
-                f"{where(index)} has non-finite elements at step {t_of(index)}; "
-                "nothing was updated (nonfinite='raise')"
-            )
+        if is_dtensor(g):
+            g = _fused.local_tensor(g)
+        groups.setdefault((g.device, g.dtype), ([], []))
+        groups[(g.device, g.dtype)][0].append(index)
+        if g.numel():  # an empty gradient is finite
+            groups[(g.device, g.dtype)][1].append(g)
+        else:
+            groups[(g.device, g.dtype)][0].pop()
+    bad = []
+    for indices, tensors in groups.values():
+        if not tensors:
+            continue
+        if tensors[0].is_complex():
+            tensors = [torch.view_as_real(x) for x in tensors]
+        # The max-norm is NaN or inf exactly when some element is (0 for empty tensors).
+        finite = torch.isfinite(torch.stack(torch._foreach_norm(tensors, float("inf"))))
+        if not bool(finite.all()):
+            bad.extend(i for i, ok in zip(indices, finite.tolist()) if not ok)
+    if bad:
+        index = min(bad)
+        raise NonFiniteGradientError(
+            f"{where(index)} has non-finite elements at step {t_of(index)}; "
+            "nothing was updated (nonfinite='raise')"
+        )
 
 
 def apply(params, grads, exp_avgs, exp_avg_sqs, state_steps, config, *, lr, foreach, fused,
-           capturable, differentiable, op_order) -> None:
-    """One eager step over the lists (see the module docstring for the path taken)."""
+           capturable, differentiable, op_order, labels=None, checked=False) -> None:
+    """One eager step over the lists (see the module docstring for the path taken).
+
+    Every parameter's gradient and state are checked (:func:`check_buffers`) before
+    anything is written, unless the caller did (``checked``).  ``labels`` name the
+    parameters in errors (default ``params[i]``).
+    """
     if not params:
         return
+    if labels is None:
+        labels = [f"params[{i}]" for i in range(len(params))]
+    if not checked:
+        for label, p, g, m, v, step in zip(labels, params, grads, exp_avgs, exp_avg_sqs,
+                                           state_steps):
+            check_buffers(label, p, g, m, v, step)
     if capturable:
         _apply_device_scalars(params, grads, exp_avgs, exp_avg_sqs, state_steps, config,
                               lr=lr, op_order=op_order)
         return
     scalars_for = functools.partial(host_scalars, config)
+    if not differentiable:
+        _check_multi_tensor(labels, params, exp_avgs, exp_avg_sqs, foreach, fused)
     if differentiable or (foreach is False and not fused):
-        for p, g, m, v, step in zip(params, grads, exp_avgs, exp_avg_sqs, state_steps):
-            t = steps_taken(step) + 1
-            update_single(p, g, m, v, scalars_for(t), config, lr=lr, op_order=op_order)
-            step += 1
+        _apply_single(params, grads, exp_avgs, exp_avg_sqs, state_steps, config, lr=lr,
+                      op_order=op_order, scalars_for=scalars_for)
         return
     lr_float = lr_value(lr)
     rest = ([], [], [], [], [])
-    fused_groups: dict = {}
+    fused_rows = ([], [], [], [], [], [])
     use_fused = fused is not False and foreach is not True and _fused.AVAILABLE
-    for quintuple in zip(params, grads, exp_avgs, exp_avg_sqs, state_steps):
+    for label, *quintuple in zip(labels, params, grads, exp_avgs, exp_avg_sqs, state_steps):
         p, g, m, v, step = quintuple
-        local = _local_views(p, g, m, v) if is_dtensor(p) else (p, g, m, v)
-        if (use_fused and local is not None and _fused.eligible(*local)
-                and step.dtype == torch.float64 and step.device.type == "cpu"):
-            fused_groups.setdefault(local[0].dtype, ([], [], [], [], []))
-            for bucket, x in zip(fused_groups[local[0].dtype], (*local, step)):
+        local = _fused._local(p, g, m, v)
+        reason = ("its tensors are DTensors placed differently" if local is None
+                  else _fused.layout_error(*local))
+        if reason is None and not _fused._step_ok(step):
+            reason = "its step counter is not a float64 CPU tensor"
+        if use_fused and reason is None:
+            for bucket, x in zip(fused_rows, (*quintuple, label)):
                 bucket.append(x)
         else:
             if fused:
                 raise RuntimeError(
-                    "fused=True supports contiguous float32/float64 (or complex) CPU tensors "
-                    f"whose state has their dtype; got a {p.dtype} tensor on {p.device} "
-                    f"(contiguous: {p.is_contiguous()}, state dtype: {m.dtype})"
+                    "fused=True supports CPU tensors of dtype float16, bfloat16, float32, "
+                    "float64 (or complex) that are contiguous, with state of a supported "
+                    f"dtype and gradients of their dtype; {label} cannot: {reason} "
+                    f"(a {p.dtype} tensor on {p.device}, contiguous: {p.is_contiguous()}, "
+                    f"state dtype: {m.dtype})"
                 )
             for bucket, x in zip(rest, quintuple):
                 bucket.append(x)
-    for bucket in fused_groups.values():
-        _fused.update_fused(*bucket, config, lr=lr_float, op_order=op_order,
-                            scalars_for=scalars_for)
+    if fused_rows[0]:
+        _fused.update_fused(*fused_rows[:5], config, lr=lr_float, op_order=op_order,
+                            labels=fused_rows[5])
     if rest[0]:
         _apply_foreach(*rest, config, lr=lr_float, op_order=op_order, scalars_for=scalars_for)
+
+
+def _check_multi_tensor(labels, params, exp_avgs, exp_avg_sqs, foreach, fused) -> None:
+    """The overlap check of the multi-tensor paths (the single-tensor path is sequential,
+    the reference, and needs none; the fused kernel checks its own tables)."""
+    if not (foreach is False and not fused):
+        check_disjoint(labels, params, exp_avgs, exp_avg_sqs)
+
+
+def _apply_single(params, grads, exp_avgs, exp_avg_sqs, state_steps, config, *, lr, op_order,
+                  scalars_for) -> None:
+    for p, g, m, v, step in zip(params, grads, exp_avgs, exp_avg_sqs, state_steps):
+        t = steps_taken(step) + 1
+        update_single(p, g, m, v, scalars_for(t), config, lr=lr, op_order=op_order)
+        step += 1
 
 
 def steps_taken(step: torch.Tensor) -> int:
@@ -110,14 +155,21 @@ def _apply_foreach(params, grads, exp_avgs, exp_avg_sqs, state_steps, config, *,
     """Group by (device, dtype, state dtype, step) and run the foreach update per group."""
     buckets: dict = {}
     numbers = [steps_taken(step) + 1 for step in state_steps]
-    for p, g, m, v, t in zip(params, grads, exp_avgs, exp_avg_sqs, numbers):
+    single = ([], [], [], [], [])
+    for p, g, m, v, t, step in zip(params, grads, exp_avgs, exp_avg_sqs, numbers, state_steps):
+        if g.dtype != p.dtype:  # a narrower gradient: exactly as the single-tensor path
+            for bucket, x in zip(single, (p, g, m, v, step)):
+                bucket.append(x)
+            continue
         key = (p.device, p.dtype, m.dtype, t, is_dtensor(p))
         buckets.setdefault(key, ([], [], [], []))
         for bucket, x in zip(buckets[key], (p, g, m, v)):
             bucket.append(x)
     for (_, _, _, t, _), lists in buckets.items():
         update_foreach(*lists, scalars_for(t), config, lr=lr, op_order=op_order)
-    _advance(state_steps)
+    _advance([s for s in state_steps if not any(s is x for x in single[4])])
+    if single[0]:
+        _apply_single(*single, config, lr=lr, op_order=op_order, scalars_for=scalars_for)
 
 
 def _advance(state_steps: list[torch.Tensor]) -> None:

@@ -56,7 +56,10 @@ def update_foreach(
         grads = torch._foreach_neg(grads)
     if config.weight_decay_mode == "l2" and wd != 0.0:
         grads = torch._foreach_add(grads, params, alpha=wd)
-    if s.decays:
+    if s.decays and config.decay_form == "subtract":
+        # θ + (−αλ)θ with one rounding (torch's add with alpha is a fused multiply-add).
+        torch._foreach_add_(params, params, alpha=-(lr * wd))
+    elif s.decays:
         torch._foreach_mul_(params, 1.0 - lr * wd)
 
     if op_order == "torch":

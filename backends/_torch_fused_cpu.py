@@ -1,31 +1,51 @@
-"""The fused CPU path: one numba kernel per dtype per step over every parameter.
+"""The torch backend's CPU fast path: torch tensors, as zero-copy NumPy views, through
+the one CPU kernel (``_numba_kernels.step_kernel``, shared with the NumPy backend).
 
-Why this design (measured on the 2-core development machine, see
-``docs/torch-backend.md``): an RAdam step is memory-bound.  ``torch.optim.RAdam``
-with ``foreach=True`` makes about nine passes over parameter-sized memory per step
-(lerp, mul, addcmul, sqrt, add, div, reciprocal, add, addcmul) and allocates a
-temporary per tensor.  This kernel reads p, g, m, v once and writes p, m, v once
-(28 bytes per float32 parameter, the floor), with both cores working through a
-list of (tensor, chunk) work items, so 2000 small tensors cost one call, not 2000.
+An RAdam step is memory-bound.  ``torch.optim.RAdam`` with ``foreach=True`` makes
+about nine passes over parameter-sized memory per step; the kernel reads p, g, m, v
+once and writes p, m, v once, with all cores working through a table of (tensor,
+chunk) work items, so 2,000 small tensors cost one call, not 2,000.
 
-The kernel reaches the tensors through their data pointers (a pointer table built
-each step; nothing is copied), so it needs CPU tensors that are contiguous and
-whose state has the parameter's dtype.  Others take the foreach or single-tensor
-path (the caller decides, see :func:`eligible`).
+How a tensor reaches the kernel
+-------------------------------
+``t.detach().numpy()`` (after ``torch.view_as_real`` for complex tensors, and a
+``view(torch.int16)`` for float16/bfloat16, whose bit patterns the kernel widens
+itself) is a NumPy array over the tensor's own memory; its address must equal
+``t.data_ptr()`` (asserted, with ``np.shares_memory``, when a table is built).
+The tables hold these views, so every buffer the kernel writes stays alive as
+long as the table does.  Nothing is copied.
 
-The per-element arithmetic mirrors :mod:`._torch_single` line by line, with the
-same operations in the same order, so in ``op_order="spec"`` it reproduces the
-single-tensor path (and hence :func:`radam_ref.step`) bit for bit.  In
-``op_order="torch"`` the lerp is written as torch's vectorised CPU lerp computes
-it (a fused multiply-add); the other torch kernels may contract differently, so
-agreement there is to an ulp or two (tested).  The step scalars come from the
-host (:class:`HostScalars`, exact float64) and are rounded to the tensor dtype
-once, as torch rounds a Python scalar; the step counters (0-d float64 CPU
-tensors) are read and advanced by the kernel module itself.
+What it takes (:func:`layout_error` says why not, or None)
+----------------------------------------------------------
+CPU tensors; θ, m, v C-contiguous; g of θ's dtype (any strides: the kernel reads
+it through them); dtypes (θ → m, v): float64 → float64; float32 → float32 or
+float64; float16 → float16 or float32; bfloat16 → bfloat16 or float32; complex as
+their real pairs.  The arithmetic runs in float64 if θ or the state is float64,
+else in float32: bfloat16 and float16 parameters, with low-precision or float32
+state, are updated in one pass in float32 and rounded once to nearest even (see
+``_numba_kernels``).  No two parameters or state buffers may overlap, and a
+gradient may not overlap any of them.  Anything else goes to the foreach or
+single-tensor path (the caller decides), after :func:`_torch_checks.check_buffers`.
+
+Arithmetic order: ``op_order="spec"`` runs the spec's operations as torch
+evaluates them (``ARITH_SPEC_TORCH``: the same as the single-tensor path, see the
+bound in ``docs/torch-backend.md``); ``op_order="torch"`` runs torch.optim.RAdam's
+(``ARITH_TORCH``: its lerp and L2 decay as fused multiply-adds).
+
+Caching
+-------
+Building a table validates every tensor (O(number of tensors) Python work).
+:class:`FusedPlan` keeps the tables of one parameter group across steps and
+re-checks, per step, only what can change cheaply: that the state dicts and state
+tensors are the same objects, each parameter's address, size and contiguity
+(``p.data`` may be replaced), and each gradient (a new or changed gradient is
+checked in full).  Any change rebuilds the table before anything is written.
+Host scalars are cached per (config, t, order, dtype).
 """
 
 from __future__ import annotations
 
+import functools
 import operator
 
 import numpy as np
@@ -33,16 +53,15 @@ import torch
 
 from radam_ref import RAdamConfig
 
-from ._torch_scalars import HostScalars
+from ._torch_checks import TensorMismatchError, check_buffers
 
-__all__ = ["AVAILABLE", "UNAVAILABLE_REASON", "FusedPlan", "eligible", "is_dtensor", "launch_plan",
-           "local_tensor", "update_fused"]
+__all__ = ["AVAILABLE", "UNAVAILABLE_REASON", "FusedPlan", "Batch", "eligible", "layout_error",
+           "is_dtensor", "launch", "local_tensor", "prepare", "numpy_view", "update_fused"]
 
 try:  # numba is optional: without it the foreach path is used.
-    import numba
-    from numba import njit, prange, types
-    from numba.extending import intrinsic
-    from llvmlite import ir as llvmlite_ir
+    from . import _numba_kernels as kernels
+    from ._element import cached_element_constants
+    from ._numpy_plan import _chunks
 except ImportError as exc:  # pragma: no cover - exercised only without numba
     AVAILABLE = False
     UNAVAILABLE_REASON = f"numba is not installed ({exc})"
@@ -50,420 +69,68 @@ else:
     AVAILABLE = True
     UNAVAILABLE_REASON = ""
 
-_DTYPES = (torch.float32, torch.float64)
 _REAL_OF_COMPLEX = {torch.complex64: torch.float32, torch.complex128: torch.float64}
-_NUMPY = {torch.float32: np.float32, torch.float64: np.float64}
-CHUNK = 1 << 15  # elements per work item: 128 KiB of float32 per array
-SERIAL_BELOW = 1 << 16  # steps over fewer elements than this run on one thread
+#: parameter dtype -> the state dtypes the kernel takes with it.
+STATE_DTYPES = {
+    torch.float64: (torch.float64,),
+    torch.float32: (torch.float32, torch.float64),
+    torch.float16: (torch.float16, torch.float32),
+    torch.bfloat16: (torch.bfloat16, torch.float32),
+}
+#: torch dtype -> the NumPy dtype the kernel sees (16-bit floats as their bits).
+_KERNEL_DTYPE = {
+    torch.float64: np.dtype(np.float64),
+    torch.float32: np.dtype(np.float32),
+    torch.float16: np.dtype(np.uint16),
+    torch.bfloat16: np.dtype(np.int16),
+}
+#: Steps over fewer elements run on the calling thread (waking workers costs more).
+PARALLEL_MIN_ELEMENTS = 1 << 17
 
 
-def eligible(p: torch.Tensor, g: torch.Tensor, m: torch.Tensor, v: torch.Tensor) -> bool:
-    """Whether the fused kernel can update this parameter in place (plain tensors;
-    the caller passes local shards for DTensors)."""
-    dtype = _REAL_OF_COMPLEX.get(p.dtype, p.dtype)
-    return (
-        AVAILABLE
-        and p.device.type == "cpu"
-        and dtype in _DTYPES
-        and g.dtype == p.dtype
-        and m.dtype == p.dtype
-        and v.dtype == p.dtype
-        and p.is_contiguous()
-        and g.is_contiguous()
-        and m.is_contiguous()
-        and v.is_contiguous()
-        and not g.is_sparse
-    )
+def _real_dtype(dtype: torch.dtype) -> torch.dtype:
+    return _REAL_OF_COMPLEX.get(dtype, dtype)
 
 
-if AVAILABLE:
-
-    @intrinsic
-    def _pointer(typingctx, address, like):
-        """Reinterpret an integer address as a pointer to ``like``'s type."""
-        ptr_type = types.CPointer(like)
-        sig = ptr_type(address, like)
-
-        def codegen(context, builder, signature, args):
-            return builder.inttoptr(args[0], context.get_value_type(ptr_type))
-
-        return sig, codegen
-
-    @intrinsic
-    def _fma(typingctx, a, b, c):
-        """a·b + c with one rounding (llvm.fma), as torch's vectorised lerp."""
-        if not (a == b == c):
-            return None
-        sig = a(a, b, c)
-
-        def codegen(context, builder, signature, args):
-            ty = args[0].type
-            fn = builder.module.declare_intrinsic(
-                "llvm.fma", [ty], llvmlite_ir.FunctionType(ty, [ty, ty, ty]))
-            return builder.call(fn, args)
-
-        return sig, codegen
-
-    @njit(cache=True)
-    def _read_steps(step_ptrs):
-        out = np.empty(step_ptrs.size, np.float64)
-        zero = np.float64(0.0)
-        for k in range(step_ptrs.size):
-            out[k] = numba.carray(_pointer(step_ptrs[k], zero), 1)[0]
-        return out
-
-    @njit(cache=True)
-    def _advance_steps(step_ptrs):
-        zero = np.float64(0.0)
-        for k in range(step_ptrs.size):
-            s = numba.carray(_pointer(step_ptrs[k], zero), 1)
-            s[0] = s[0] + 1.0
-
-    @njit(parallel=True, cache=True)
-    def _kernel(p_ptr, g_ptr, m_ptr, v_ptr, tensor_row, item_tensor, item_lo, item_n,
-                rows_f, rows_i, consts, flags):
-        """RAdam over work items.  See ``_torch_single`` for the math; the lines below
-        follow it one operation at a time.
-
-        rows_f[row] = bc1, bc1_next, bc2, sqrt(bc2), α·r_t, r_t, 1 − αλ   (dtype T)
-        rows_i[row] = rectified, moves, decays
-        consts = β₁, 1−β₁, β₂, 1−β₂, α, λ, ε, eps_root, 1, (1−β₁)−1   (dtype T)
-        flags = maximize, l2, torch order, nesterov, eps after bias correction, eps_root ≠ 0
-        """
-        like = consts[0]  # a scalar of the tensor dtype, for the pointer casts
-        itemsize = consts.itemsize
-        b1 = consts[0]
-        omb1 = consts[1]
-        b2 = consts[2]
-        omb2 = consts[3]
-        lr = consts[4]
-        wd = consts[5]
-        eps = consts[6]
-        eps_root = consts[7]
-        one = consts[8]
-        lerp_big = consts[9]
-        maximize = flags[0] != 0
-        l2 = flags[1] != 0
-        torch_order = flags[2] != 0
-        nesterov = flags[3] != 0
-        eps_after = flags[4] != 0
-        has_eps_root = flags[5] != 0
-        lerp_small = abs(omb1) < 0.5
-        for j in prange(item_tensor.size):
-            k = item_tensor[j]
-            n = item_n[j]
-            offset = item_lo[j] * itemsize
-            row = tensor_row[k]
-            bc1 = rows_f[row, 0]
-            bc1_next = rows_f[row, 1]
-            bc2 = rows_f[row, 2]
-            sqrt_bc2 = rows_f[row, 3]
-            lr_r = rows_f[row, 4]
-            r_t = rows_f[row, 5]
-            decay = rows_f[row, 6]
-            rectified = rows_i[row, 0] != 0
-            moves = rows_i[row, 1] != 0
-            decays = rows_i[row, 2] != 0
-            p = numba.carray(_pointer(p_ptr[k] + offset, like), n)
-            g = numba.carray(_pointer(g_ptr[k] + offset, like), n)
-            m = numba.carray(_pointer(m_ptr[k] + offset, like), n)
-            v = numba.carray(_pointer(v_ptr[k] + offset, like), n)
-            for i in range(n):
-                gi = g[i]
-                if maximize:
-                    gi = -gi
-                pi = p[i]
-                if torch_order:
-                    if l2:
-                        gi = _fma(pi, wd, gi)
-                    diff = gi - m[i]
-                    if lerp_small:
-                        mi = _fma(omb1, diff, m[i])
-                    else:
-                        mi = _fma(lerp_big, diff, gi)
-                    vi = v[i] * b2 + (omb2 * gi) * gi
-                else:
-                    if l2:
-                        gi = gi + wd * pi
-                    mi = b1 * m[i] + omb1 * gi
-                    vi = b2 * v[i] + omb2 * (gi * gi)
-                m[i] = mi
-                v[i] = vi
-                if nesterov:
-                    m_hat = b1 * (mi / bc1_next) + omb1 * (gi / bc1)
-                else:
-                    m_hat = mi / bc1
-                if decays:
-                    pi = pi * decay
-                if rectified:
-                    if eps_after:
-                        v_hat = vi / bc2
-                        root = np.sqrt(v_hat + eps_root) if has_eps_root else np.sqrt(v_hat)
-                        adaptive = one / (root + eps)
-                    else:
-                        root = np.sqrt(vi + eps_root) if has_eps_root else np.sqrt(vi)
-                        adaptive = (one / (root + eps)) * sqrt_bc2
-                    if torch_order:
-                        pi = pi - ((m_hat * lr) * adaptive) * r_t
-                    else:
-                        pi = pi - lr_r * (m_hat * adaptive)
-                elif moves:
-                    if torch_order:
-                        pi = pi - m_hat * lr
-                    else:
-                        pi = pi - lr * m_hat
-                p[i] = pi
+def numpy_view(t: torch.Tensor) -> np.ndarray:
+    """A NumPy array over ``t``'s memory (no copy): real pairs for complex tensors,
+    bit patterns for float16 (uint16) and bfloat16 (int16)."""
+    x = t.detach()
+    if x.is_complex():
+        x = torch.view_as_real(x)
+    if x.dtype in (torch.float16, torch.bfloat16):
+        x = x.view(torch.int16)
+    a = x.numpy()
+    if t.dtype == torch.float16:
+        a = a.view(np.uint16)
+    return a
 
 
-def _work_items(sizes: np.ndarray):
-    """Split tensors of ``sizes`` elements into chunks: (tensor, start, length) arrays."""
-    chunks = (sizes + (CHUNK - 1)) // CHUNK
-    tensor = np.repeat(np.arange(sizes.size, dtype=np.int64), chunks)
-    first = np.cumsum(chunks) - chunks
-    local = np.arange(tensor.size, dtype=np.int64) - np.repeat(first, chunks)
-    start = local * CHUNK
-    length = np.minimum(CHUNK, sizes[tensor] - start)
-    return tensor, start, length
+def layout_error(p: torch.Tensor, g: torch.Tensor, m: torch.Tensor, v: torch.Tensor):
+    """Why the kernel cannot update this (plain, local) parameter in place, or None."""
+    if not AVAILABLE:
+        return UNAVAILABLE_REASON
+    if p.device.type != "cpu":
+        return f"it is on {p.device}"
+    dtype = _real_dtype(p.dtype)
+    if dtype not in STATE_DTYPES:
+        return f"its dtype is {p.dtype}"
+    if _real_dtype(m.dtype) not in STATE_DTYPES[dtype] or m.dtype != v.dtype:
+        return f"its state dtype {m.dtype} is not one of {STATE_DTYPES[dtype]}"
+    if m.is_complex() != p.is_complex():
+        return f"its state dtype {m.dtype} does not match its dtype {p.dtype}"
+    if g.dtype != p.dtype:
+        return f"its gradient has dtype {g.dtype}"
+    if not (p.is_contiguous() and m.is_contiguous() and v.is_contiguous()):
+        return "it or its state is not contiguous"
+    if g.layout is not torch.strided or g.device.type != "cpu":
+        return "its gradient is not a dense CPU tensor"
+    return None
 
 
-def _rows(scalars: list[HostScalars], config: RAdamConfig, lr: float, dtype):
-    f = np.array(
-        [
-            (s.bias_correction1, s.bias_correction1_next, s.bias_correction2,
-             s.bias_correction2 ** 0.5, lr * s.r_t, s.r_t, 1.0 - lr * config.weight_decay)
-            for s in scalars
-        ],
-        dtype=np.float64,
-    ).astype(dtype)
-    i = np.array([(s.rectified, s.moves, s.decays) for s in scalars], dtype=np.int64)
-    return f, i
-
-
-def _launch(np_dtype, pointers, sizes, config: RAdamConfig, lr: float, op_order: str,
-            scalars_for) -> None:
-    """Run the kernel over tensors given by ``pointers`` = (p, g, m, v, step) address
-    arrays and ``sizes`` (real elements per tensor), all of dtype ``np_dtype``."""
-    p_ptr, g_ptr, m_ptr, v_ptr, step_ptr = pointers
-    taken = _read_steps(step_ptr)
-    unique_taken, tensor_row = np.unique(taken, return_inverse=True)
-    for value in unique_taken:
-        if not (value >= 0 and float(value).is_integer()):
-            raise ValueError(f"state step must be a non-negative integer count, got {value!r}")
-    scalars = [scalars_for(int(t) + 1) for t in unique_taken]
-    rows_f, rows_i = _rows(scalars, config, lr, np_dtype)
-    b1, b2 = config.betas
-    consts = np.array(
-        [b1, 1.0 - b1, b2, 1.0 - b2, lr, config.weight_decay, config.eps,
-         config.eps_root, 1.0, 0.0],
-        dtype=np.float64,
-    ).astype(np_dtype)
-    consts[9] = consts[1] - np_dtype(1.0)  # torch's lerp: weight − 1 in the tensor dtype
-    flags = np.array(
-        [config.maximize,
-         config.weight_decay_mode == "l2" and config.weight_decay != 0.0,
-         op_order == "torch",
-         config.nesterov,
-         config.eps_placement == "after_bias_correction",
-         config.eps_root != 0.0],
-        dtype=np.int64,
-    )
-    item_tensor, item_lo, item_n = _work_items(sizes)
-    args = (p_ptr, g_ptr, m_ptr, v_ptr, tensor_row.reshape(-1).astype(np.int64),
-            item_tensor, item_lo, item_n, rows_f, rows_i, consts, flags)
-    if int(sizes.sum()) < SERIAL_BELOW:
-        # Waking the worker threads costs more than a small step itself (and far
-        # more on a busy machine): small steps run on the calling thread.
-        threads = numba.get_num_threads()
-        numba.set_num_threads(1)
-        try:
-            _kernel(*args)
-        finally:
-            numba.set_num_threads(threads)
-    else:
-        _kernel(*args)
-    _advance_steps(step_ptr)
-
-
-def _real_numel(x: torch.Tensor) -> int:
-    return x.numel() * (2 if x.is_complex() else 1)
-
-
-def update_fused(
-    params: list[torch.Tensor],
-    grads: list[torch.Tensor],
-    exp_avgs: list[torch.Tensor],
-    exp_avg_sqs: list[torch.Tensor],
-    state_steps: list[torch.Tensor],
-    config: RAdamConfig,
-    *,
-    lr: float,
-    op_order: str,
-    scalars_for,
-) -> None:
-    """One RAdam step, in place, for tensors that pass :func:`eligible` and share a dtype.
-
-    ``state_steps`` are 0-d float64 CPU tensors (steps taken so far); each is
-    advanced by one.  ``scalars_for(t)`` returns the :class:`HostScalars` of step t.
-    """
-    if not params:
-        return
-    dtype = _REAL_OF_COMPLEX.get(params[0].dtype, params[0].dtype)
-    sizes = np.fromiter((_real_numel(p) for p in params), np.int64, len(params))
-    pointers = [np.fromiter((x.data_ptr() for x in xs), np.int64, len(xs))
-                for xs in (params, grads, exp_avgs, exp_avg_sqs, state_steps)]
-    _launch(_NUMPY[dtype], pointers, sizes, config, lr, op_order, scalars_for)
-    # Tell autograd the parameters changed (the kernel wrote through pointers).
-    torch.autograd.graph.increment_version(params)
-
-
-class FusedPlan:
-    """What the fused kernel needs about each parameter of one group, kept across steps.
-
-    Building a pointer table costs a few Python calls per tensor; this plan keeps,
-    for every parameter, its address, size and state tensors, and re-checks each
-    step only what can change: the gradient (read every step), the parameter's
-    address (``p.data`` may be replaced) and the identity of its state dict and
-    state tensors (``load_state_dict`` or user code may replace them).  Any change
-    rebuilds that parameter's entry, so the kernel never writes to a stale address.
-    """
-
-    def __init__(self, params: list, state) -> None:
-        self.params = params
-        self.count = len(params)
-        self.state = state
-        self.entries: list = [None] * len(params)
-        # A parameter listed twice would be updated by two threads at once: the
-        # optimizer then steps the group with the single-tensor path instead.
-        self.distinct = len({id(p) for p in params}) == len(params)
-        # When every parameter of the group is in the kernel's batch, its columns
-        # (state dicts, tensors, address arrays) are kept for a vectorised check.
-        self.columns = None
-
-    def matches(self, params: list, state) -> bool:
-        return params is self.params and len(params) == self.count and state is self.state
-
-    def _entry(self, p: torch.Tensor, sd: dict):
-        """Addresses and sizes of ``p`` and its state, or False if the kernel cannot
-        take it.  DTensors (FSDP2) sharded alike are updated through their local
-        shards: the step is elementwise, so each rank updates what it holds."""
-        m, v, step = sd["exp_avg"], sd["exp_avg_sq"], sd["step"]
-        placements = None
-        if is_dtensor(p):
-            if not (is_dtensor(m) and is_dtensor(v)
-                    and m.placements == p.placements == v.placements):
-                return False
-            placements = p.placements
-            p, m, v = local_tensor(p), local_tensor(m), local_tensor(v)
-        elif is_dtensor(m) or is_dtensor(v):
-            return False
-        dtype = _REAL_OF_COMPLEX.get(p.dtype, p.dtype)
-        if not (
-            p.device.type == "cpu"
-            and dtype in _DTYPES
-            and m.dtype == p.dtype
-            and v.dtype == p.dtype
-            and p.is_contiguous()
-            and m.is_contiguous()
-            and v.is_contiguous()
-            and isinstance(step, torch.Tensor)
-            and not is_dtensor(step)
-            and step.dtype == torch.float64
-            and step.device.type == "cpu"
-            and step.numel() == 1
-        ):
-            return False
-        return (p.data_ptr(), _NUMPY[dtype], _real_numel(p), sd, sd["exp_avg"],
-                sd["exp_avg_sq"], step, m.data_ptr(), v.data_ptr(), step.data_ptr(),
-                placements)
-
-    def collect(self, init_state):
-        """Gather this step's work.
-
-        ``init_state(p)`` returns the (lazily created) state dict of ``p``.
-        Returns ``(batches, others)``: ``batches`` maps a numpy dtype to
-        ``(params, pointer arrays, sizes, tensors to keep alive)``; ``others`` lists
-        the parameters with a gradient that the kernel cannot take (they go to
-        another path).  A non-contiguous gradient is read from a contiguous copy.
-        """
-        if self.columns is not None:
-            batches = self._collect_unchanged()
-            if batches is not None:
-                return batches, []
-        batches, others = self._collect(init_state)
-        self.columns = None
-        if not others and len(batches) == 1:
-            (np_dtype, (params, pointers, sizes, _)), = batches.items()
-            if len(params) == self.count and all(e[10] is None for e in self.entries):
-                self.columns = (np_dtype, [e[3] for e in self.entries],
-                                [e[4] for e in self.entries], [e[5] for e in self.entries],
-                                [e[6] for e in self.entries], pointers[0].tolist(),
-                                pointers, sizes)
-        return batches, others
-
-    def _collect_unchanged(self):
-        """The batch of the last step with fresh gradient addresses, if nothing else
-        changed (every parameter has a contiguous gradient, the same address, and the
-        same state dict and state tensors); else None.  List-wide checks in C
-        instead of a Python loop per parameter."""
-        np_dtype, sds, ms, vs, steps, p_addresses, pointers, sizes = self.columns
-        params = self.params
-        grads = [p.grad for p in params]
-        if any(g is None for g in grads):
-            return None
-        current = list(map(self.state.get, params))
-        if not (all(map(operator.is_, current, sds))
-                and [p.data_ptr() for p in params] == p_addresses
-                and all(map(operator.is_, [sd.get("exp_avg") for sd in current], ms))
-                and all(map(operator.is_, [sd.get("exp_avg_sq") for sd in current], vs))
-                and all(map(operator.is_, [sd.get("step") for sd in current], steps))
-                and all(g.layout is torch.strided and type(g) is torch.Tensor
-                        and g.is_contiguous() for g in grads)):
-            return None
-        g_pointers = np.fromiter((g.data_ptr() for g in grads), np.int64, len(grads))
-        return {np_dtype: (params, [pointers[0], g_pointers, *pointers[2:]], sizes, grads)}
-
-    def _collect(self, init_state):
-        """The per-parameter form of :meth:`collect` (re-validates every entry)."""
-        state = self.state
-        rows: dict = {}  # numpy dtype -> (params, [(p, g, m, v, step addresses, size)])
-        others = []
-        entries = self.entries
-        for index, p in enumerate(self.params):
-            g = p.grad
-            if g is None:
-                continue
-            sd = state.get(p)
-            entry = entries[index]
-            if entry is None or entry is False or sd is not entry[3] or (
-                (p.data_ptr() if entry[10] is None else local_tensor(p).data_ptr()) != entry[0]
-                or sd.get("exp_avg") is not entry[4]
-                or sd.get("exp_avg_sq") is not entry[5]
-                or sd.get("step") is not entry[6]
-            ):
-                sd = init_state(p)
-                entry = entries[index] = self._entry(p, sd)
-            if entry is False or g.is_sparse:
-                others.append(p)
-                continue
-            if entry[10] is not None:
-                if not (is_dtensor(g) and g.placements == entry[10]):
-                    others.append(p)
-                    continue
-                g = local_tensor(g)
-            batch = rows.get(entry[1])
-            if batch is None:
-                batch = rows[entry[1]] = ([], [], [])
-            if not g.is_contiguous():  # the kernel only reads g: a contiguous copy will do
-                g = g.contiguous()
-                batch[2].append(g)  # kept alive until the kernel has run
-            batch[0].append(p)
-            batch[1].append((entry[0], g.data_ptr(), entry[7], entry[8], entry[9], entry[2]))
-        batches = {}
-        for np_dtype, (ps, table, copies) in rows.items():
-            table = np.array(table, dtype=np.int64).T
-            batches[np_dtype] = (ps, [np.ascontiguousarray(column) for column in table[:5]],
-                                 np.ascontiguousarray(table[5]), copies)
-        return batches, others
+def eligible(p, g, m, v) -> bool:
+    """Whether the fused kernel can update this (plain, local) parameter in place."""
+    return layout_error(p, g, m, v) is None
 
 
 def is_dtensor(x) -> bool:
@@ -483,9 +150,355 @@ except ImportError:  # pragma: no cover - torch built without distributed
     _DTENSOR = None
 
 
-def launch_plan(batches: dict, config: RAdamConfig, *, lr: float, op_order: str,
-                scalars_for) -> None:
-    """Run the kernel for every dtype batch gathered by :meth:`FusedPlan.collect`."""
-    for np_dtype, (params, pointers, sizes, _keep_alive) in batches.items():
-        _launch(np_dtype, pointers, sizes, config, lr, op_order, scalars_for)
-        torch.autograd.graph.increment_version(params)
+def _local(p, g, m, v):
+    """Local shards when p, g, m, v are DTensors placed alike; the tensors when none is
+    a DTensor; None otherwise (the kernel cannot take them)."""
+    dt = [is_dtensor(x) for x in (p, g, m, v)]
+    if not any(dt):
+        return p, g, m, v
+    if all(dt) and g.placements == m.placements == v.placements == p.placements:
+        return tuple(local_tensor(x) for x in (p, g, m, v))
+    return None
+
+
+class Batch:
+    """The kernel tables of every row with one (parameter dtype, state dtype).
+
+    Rows are (param, p, g, m, v, step) with p, g, m, v local tensors.  The NumPy views
+    of every buffer are held here, so the addresses in the tables stay valid.
+    """
+
+    def __init__(self, rows: list, labels: list) -> None:
+        p0, m0 = rows[0][1], rows[0][3]
+        self.param_dtype = _real_dtype(p0.dtype)
+        self.state_dtype = _real_dtype(m0.dtype)
+        wide = torch.float64 in (self.param_dtype, self.state_dtype)
+        self.compute = np.dtype(np.float64 if wide else np.float32)
+        self.p_proto = np.empty(0, _KERNEL_DTYPE[self.param_dtype])
+        self.s_proto = np.empty(0, _KERNEL_DTYPE[self.state_dtype])
+        self.params = [r[0] for r in rows]
+        self.labels = labels
+        n = len(rows)
+        self.views = []
+        self.addresses = np.empty((n, 4), np.int64)
+        self.steps = [r[5] for r in rows]
+        self.step_addresses = np.empty(n, np.int64)
+        sizes = np.empty(n, np.int64)
+        layouts = []
+        for k, (_, p, g, m, v, step) in enumerate(rows):
+            views = [numpy_view(x) for x in (p, g, m, v)]
+            for x, a in zip((p, g, m, v), views):
+                if a.size and not (a.__array_interface__["data"][0] == x.data_ptr()):
+                    raise AssertionError(f"{labels[k]}: a NumPy view does not share memory")
+            pv, gv, mv, vv = views
+            self.views.append(views)
+            self.addresses[k] = (pv.ctypes.data, gv.ctypes.data, mv.ctypes.data,
+                                 vv.ctypes.data)
+            self.step_addresses[k] = step.data_ptr()
+            sizes[k] = pv.size
+            layouts.append(self._layout(pv, gv))
+        self.sizes = sizes
+        width = max([1] + [len(shape) for _, shape, _ in layouts])
+        self.row_length = np.zeros(n, np.int64)
+        self.ndims = np.zeros(n, np.int64)
+        self.shapes = np.zeros((n, width), np.int64)
+        self.p_strides = np.zeros((n, width), np.int64)
+        self.g_strides = np.zeros((n, width), np.int64)
+        for k, (length, shape, g_strides) in enumerate(layouts):
+            if length:
+                self.row_length[k] = length
+                self.ndims[k] = len(shape)
+                self.shapes[k, :len(shape)] = shape
+                self.p_strides[k, :len(shape)] = _c_strides(shape, self.p_proto.itemsize)
+                self.g_strides[k, :len(shape)] = g_strides
+        self.chunk_tensor, self.chunk_start, self.chunk_end = _chunks(sizes, self.row_length)
+        self.elements = int(sizes.sum())
+        self._taken = np.empty(n, np.float64)
+
+    @staticmethod
+    def _layout(pv: np.ndarray, gv: np.ndarray):
+        if gv.flags.c_contiguous or gv.size == 0:
+            return 0, (), ()
+        return pv.shape[-1], pv.shape, gv.strides
+
+    def refresh_grads(self, rows: list[int], grads: list) -> None:
+        """Point ``rows`` at new gradients (already checked: same dtype, shape, strides
+        as the ones they replace)."""
+        for k, g in zip(rows, grads):
+            gv = numpy_view(g)
+            self.views[k][1] = gv
+            self.addresses[k, 1] = gv.ctypes.data
+
+    def subset(self, rows: np.ndarray) -> "Batch":
+        """The tables of ``rows`` only (used when they are at different steps)."""
+        sub = object.__new__(Batch)
+        sub.__dict__.update(self.__dict__)
+        sub.params = [self.params[k] for k in rows]
+        sub.labels = [self.labels[k] for k in rows]
+        sub.views = [self.views[k] for k in rows]
+        sub.steps = [self.steps[k] for k in rows]
+        for name in ("addresses", "step_addresses", "sizes", "row_length", "ndims", "shapes",
+                     "p_strides", "g_strides"):
+            setattr(sub, name, np.ascontiguousarray(getattr(self, name)[rows]))
+        sub.chunk_tensor, sub.chunk_start, sub.chunk_end = _chunks(sub.sizes, sub.row_length)
+        sub.elements = int(sub.sizes.sum())
+        sub._taken = np.empty(len(rows), np.float64)
+        return sub
+
+
+def _c_strides(shape, itemsize: int):
+    strides, acc = [], itemsize
+    for n in reversed(shape):
+        strides.append(acc)
+        acc *= max(int(n), 1)
+    return tuple(reversed(strides))
+
+
+def _check_no_overlap(batches: list) -> None:
+    """No parameter or state buffer overlaps another, and no gradient overlaps one."""
+    spans = []
+    for batch in batches:
+        for views, label in zip(batch.views, batch.labels):
+            for kind, a in zip(("parameter", "grad", "exp_avg", "exp_avg_sq"), views):
+                if a.size:
+                    low = a.__array_interface__["data"][0]
+                    high = low + a.size * a.itemsize if a.flags.c_contiguous else \
+                        low + sum((n - 1) * abs(s) for n, s in zip(a.shape, a.strides)) + \
+                        a.itemsize
+                    spans.append((low, high, kind, label, a))
+    spans.sort(key=lambda s: (s[0], s[1]))
+    for i, (low, high, kind, label, a) in enumerate(spans):
+        for low2, high2, kind2, label2, b in spans[i + 1:]:
+            if low2 >= high:
+                break
+            if kind == kind2 == "grad":
+                continue  # gradients are only read: they may share memory
+            if np.shares_memory(a, b):
+                raise TensorMismatchError(
+                    f"{label} {kind} and {label2} {kind2} share memory; the fused step "
+                    "writes parameters and state in place and needs them disjoint")
+
+
+@functools.lru_cache(maxsize=512)
+def _constants(config: RAdamConfig, t: int, arith: int, compute: np.dtype):
+    """Kernel flag and scalar arrays of step ``t`` (read-only, cached)."""
+    flags, scalars = cached_element_constants(config, t)
+    flag_array = np.array((*flags.as_ints(), arith), dtype=np.int64)
+    r_t = 0.0
+    if arith == kernels.ARITH_TORCH:
+        sched = config.schedule(t)
+        r_t = sched.r_t if sched.rectified else 0.0
+    values = np.array((*scalars, config.lr, r_t, 0.0), dtype=np.float64).astype(compute)
+    values[15] = values[1] - compute.type(1.0)  # torch's lerp: weight − 1 in the compute dtype
+    flag_array.flags.writeable = False
+    values.flags.writeable = False
+    return flag_array, values
+
+
+def prepare(batches: list) -> None:
+    """Read and check the step counters of every batch (before any is launched)."""
+    for batch in batches:
+        if batch.params:
+            bad, low, high = kernels.read_steps(batch.step_addresses, batch._taken)
+            if bad >= 0:
+                raise ValueError(f"{batch.labels[bad]}: state step must be a non-negative "
+                                 f"integer count, got {batch._taken[bad]!r}")
+            batch._steps_read = (low, high)
+
+
+def launch(batch: Batch, config: RAdamConfig, op_order: str) -> None:
+    """One step of every row of ``batch`` (after :func:`prepare`): runs the kernel,
+    advances the counters and tells autograd the parameters changed."""
+    if not batch.params:
+        return
+    taken = batch._taken
+    low, high = batch._steps_read
+    batch._steps_read = None
+    if low != high:  # rows at different steps: one launch per step
+        for value in np.unique(taken):
+            sub = batch.subset(np.flatnonzero(taken == value))
+            prepare([sub])
+            launch(sub, config, op_order)
+        return
+    arith = kernels.ARITH_TORCH if op_order == "torch" else kernels.ARITH_SPEC_TORCH
+    flags, scalars = _constants(config, int(low) + 1, arith, batch.compute)
+    kernel = (kernels.step_kernel if batch.elements >= PARALLEL_MIN_ELEMENTS
+              else kernels.step_kernel_serial)
+    with kernels.LAUNCH_LOCK:
+        kernel(batch.addresses, batch.chunk_tensor, batch.chunk_start, batch.chunk_end,
+               batch.row_length, batch.ndims, batch.shapes, batch.p_strides, batch.g_strides,
+               flags, scalars, batch.p_proto, batch.s_proto)
+        kernels.advance_steps(batch.step_addresses, batch._taken[:0])
+    torch.autograd.graph.increment_version(batch.params)
+
+
+def _batches(rows: list, labels: list) -> list[Batch]:
+    """Group rows by (parameter dtype, state dtype) into tables; check overlap."""
+    keyed: dict = {}
+    for row, label in zip(rows, labels):
+        key = (_real_dtype(row[1].dtype), _real_dtype(row[3].dtype))
+        keyed.setdefault(key, ([], []))
+        keyed[key][0].append(row)
+        keyed[key][1].append(label)
+    batches = [Batch(r, lab) for r, lab in keyed.values()]
+    _check_no_overlap(batches)
+    return batches
+
+
+def _with_lr(config: RAdamConfig, lr: float) -> RAdamConfig:
+    return config if config.lr == lr else _replace_lr(config, lr)
+
+
+@functools.lru_cache(maxsize=64)
+def _replace_lr(config: RAdamConfig, lr: float) -> RAdamConfig:
+    return config.replace(lr=lr)
+
+
+def update_fused(params, grads, exp_avgs, exp_avg_sqs, state_steps, config: RAdamConfig, *,
+                 lr: float, op_order: str, labels=None) -> None:
+    """One step, in place, for parameters that pass :func:`eligible` (plain or DTensor
+    local shards; state steps 0-d float64 CPU tensors, advanced by one).  Builds the
+    tables afresh (the functional form; :class:`FusedPlan` caches them)."""
+    if not params:
+        return
+    labels = labels or [f"params[{i}]" for i in range(len(params))]
+    rows = []
+    for p, g, m, v, step in zip(params, grads, exp_avgs, exp_avg_sqs, state_steps):
+        local = _local(p, g, m, v)
+        rows.append((p, *local, step))
+    config = _with_lr(config, lr)
+    batches = _batches(rows, labels)
+    prepare(batches)
+    for batch in batches:
+        launch(batch, config, op_order)
+
+
+def _step_ok(step) -> bool:
+    return (isinstance(step, torch.Tensor) and not is_dtensor(step)
+            and step.dtype == torch.float64 and step.device.type == "cpu"
+            and step.numel() == 1)
+
+
+class FusedPlan:
+    """The kernel tables of one parameter group, kept across steps (see the module
+    docstring): rebuilt whenever a parameter, its state or its gradient changed in a
+    way that the tables depend on."""
+
+    def __init__(self, params: list, state, group_index: int = 0) -> None:
+        self.params = params
+        self.count = len(params)
+        self.state = state
+        self.group_index = group_index
+        # A parameter listed twice would be updated by two threads at once: the
+        # optimizer then steps the group with the single-tensor path instead.
+        self.distinct = len({id(p) for p in params}) == len(params)
+        #: per parameter: a tuple (state dict, m, v, step, address, numel) when the
+        #: kernel takes it, False when it does not (another path), None before use.
+        self.entries: list = [None] * len(params)
+        self._cache = None
+
+    def matches(self, params: list, state) -> bool:
+        return params is self.params and len(params) == self.count and state is self.state
+
+    def label(self, index: int) -> str:
+        return f"param_groups[{self.group_index}] parameter {index}"
+
+    def collect(self, init_state):
+        """This step's work: ``(batches, others)``.  ``batches`` are ready tables;
+        ``others`` lists parameters with a gradient the kernel cannot take (checked
+        with :func:`check_buffers`; they go to another path).  Raises
+        :class:`TensorMismatchError` naming the parameter before anything is written.
+        """
+        cache = self._cache
+        if cache is not None and self._unchanged(cache):
+            return cache[0], []
+        self._cache = None
+        return self._collect(init_state)
+
+    def _unchanged(self, cache) -> bool:
+        """Whether the cached tables still describe every parameter (refreshing the
+        gradient addresses of gradients replaced by equal-layout ones)."""
+        batches, sds, ms, vs, steps, addresses, numels, grads, where, g_addresses = cache
+        params = self.params
+        current = list(map(self.state.get, params))
+        if not (all(map(operator.is_, current, sds))
+                and all(map(operator.is_, [sd.get("exp_avg") for sd in current], ms))
+                and all(map(operator.is_, [sd.get("exp_avg_sq") for sd in current], vs))
+                and all(map(operator.is_, [sd.get("step") for sd in current], steps))
+                and list(map(torch.Tensor.data_ptr, params)) == addresses
+                and list(map(torch.Tensor.numel, params)) == numels
+                and all(map(torch.Tensor.is_contiguous, params))):
+            return False
+        new_grads = [p.grad for p in params]
+        if all(map(operator.is_, new_grads, grads)):
+            return list(map(torch.Tensor.data_ptr, new_grads)) == g_addresses
+        # Some gradients were replaced: accept those with the same layout as before.
+        changed: dict = {}
+        for index, (g, old) in enumerate(zip(new_grads, grads)):
+            if g is old:
+                if g.data_ptr() != g_addresses[index]:
+                    return False
+                continue
+            if not (type(g) is torch.Tensor and type(old) is torch.Tensor
+                    and g.dtype == old.dtype and g.shape == old.shape
+                    and g.stride() == old.stride() and g.device == old.device
+                    and g.layout is torch.strided):
+                return False
+            batch, row = where[index]
+            changed.setdefault(id(batch), (batch, [], []))
+            changed[id(batch)][1].append(row)
+            changed[id(batch)][2].append(g)
+        for batch, rows, gs in changed.values():
+            batch.refresh_grads(rows, gs)
+        grads[:] = new_grads
+        g_addresses[:] = list(map(torch.Tensor.data_ptr, new_grads))
+        return True
+
+    def _collect(self, init_state):
+        state = self.state
+        rows, labels, others, indices = [], [], [], []
+        for index, p in enumerate(self.params):
+            g = p.grad
+            if g is None:
+                continue
+            if g.is_sparse:
+                raise RuntimeError("RAdam does not support sparse gradients")
+            sd = init_state(p)
+            label = self.label(index)
+            m, v, step = sd.get("exp_avg"), sd.get("exp_avg_sq"), sd.get("step")
+            check_buffers(label, p, g, m, v, step)
+            local = _local(p, g, m, v)
+            if (local is None or not _step_ok(step) or layout_error(*local) is not None):
+                self.entries[index] = False
+                others.append(p)
+                continue
+            self.entries[index] = (sd, m, v, step, p.data_ptr(), p.numel())
+            rows.append((p, *local, step))
+            labels.append(label)
+            indices.append(index)
+        batches = _batches(rows, labels) if rows else []
+        if not others and len(indices) == self.count and not any(is_dtensor(p) for p in self.params):
+            where = [None] * self.count
+            for batch in batches:
+                for row, param in enumerate(batch.params):
+                    where[self._index_of(param)] = (batch, row)
+            grads = [p.grad for p in self.params]
+            entries = self.entries
+            self._cache = (batches, [e[0] for e in entries], [e[1] for e in entries],
+                           [e[2] for e in entries], [e[3] for e in entries],
+                           [e[4] for e in entries], [e[5] for e in entries], grads, where,
+                           list(map(torch.Tensor.data_ptr, grads)))
+        return batches, others
+
+    def _index_of(self, param) -> int:
+        if not hasattr(self, "_positions"):
+            self._positions = {id(p): i for i, p in enumerate(self.params)}
+        return self._positions[id(param)]
+
+
+def launch_plan(batches: list, config: RAdamConfig, *, lr: float, op_order: str) -> None:
+    """Run the kernel for every batch gathered by :meth:`FusedPlan.collect` (and
+    checked by :func:`prepare`)."""
+    config = _with_lr(config, lr)
+    for batch in batches:
+        launch(batch, config, op_order)

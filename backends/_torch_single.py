@@ -9,7 +9,7 @@ For step t (Liu et al. 2020, Algorithm 2; the options are those of
     m ← β₁m + (1 − β₁)g                      (line 6)
     v ← β₂v + (1 − β₂)g²                     (line 5)
     m̂ = m / (1 − β₁ᵗ)                        (line 7; nesterov: β₁m/(1−β₁ᵗ⁺¹) + (1−β₁)g/(1−β₁ᵗ))
-    θ ← θ(1 − αλ)                            if decoupled decay applies this step (§5)
+    θ ← θ − (αλ)θ  or  θ(1 − αλ)             decoupled decay, by decay_form (§5)
     θ ← θ − (α r_t)(m̂ D_t)                   if rectified (lines 8–12)
     θ ← θ − α m̂                              else, with SGD momentum (line 14)
 
@@ -120,11 +120,29 @@ def _adaptive(v, config: RAdamConfig, bc2, sqrt_bc2):
     return (root + config.eps).reciprocal()
 
 
+def _decayed(p, config: RAdamConfig, lr):
+    """Decoupled weight decay (§5) as the spec writes it for ``config.decay_form``:
+    θ − (αλ)θ ("subtract": only the small product αλ is rounded) or θ·(1 − αλ)."""
+    c = lr * config.weight_decay
+    if config.decay_form == "subtract":
+        return p - c * p
+    return p * (1.0 - c)
+
+
+def _decay_(p, config: RAdamConfig, lr) -> None:
+    """:func:`_decayed`, in place."""
+    c = lr * config.weight_decay
+    if config.decay_form == "subtract":
+        p.sub_(c * p)
+    else:
+        p.mul_(1.0 - c)
+
+
 def _host_step(p, g, m, v, s: HostScalars, config: RAdamConfig, lr, op_order: str):
     g = _moments(p, g, m, v, config, op_order)
     m_hat = _bias_corrected(m, g, config, s.bias_correction1, s.bias_correction1_next)
     if s.decays:
-        p.mul_(1.0 - lr * config.weight_decay)
+        _decay_(p, config, lr)
     if s.rectified:
         bc2 = s.bias_correction2
         adaptive = _adaptive(v, config, bc2, bc2 ** 0.5)
@@ -160,9 +178,9 @@ def _device_step(p, g, m, v, s: DeviceScalars, config: RAdamConfig, lr, op_order
     sgd = config.before_rectification == "sgd_momentum"
     mode, wd = config.weight_decay_mode, config.weight_decay
     if wd != 0.0 and (mode == "decoupled" or (mode == "decoupled_moving" and sgd)):
-        p = p * (1.0 - lr * wd)
+        p = _decayed(p, config, lr)
     elif wd != 0.0 and mode == "decoupled_moving":
-        p = torch.where(s.rectified, p * (1.0 - lr * wd), p)
+        p = torch.where(s.rectified, _decayed(p, config, lr), p)
     adaptive = _adaptive(v, config, bc2, sqrt_bc2)
     if op_order == "torch":
         p_rectified = p - m_hat * lr * adaptive * r_t

@@ -24,6 +24,10 @@ Example: ``radam-ref bench --quick`` (seconds), ``radam-ref bench --json out.jso
 
 from __future__ import annotations
 
+from radam_ref._extras import require
+
+require("radam_ref.backends.bench", "bench")  # one line naming the extra, not a bare ModuleNotFoundError
+
 import argparse
 import json
 import os
@@ -35,7 +39,7 @@ import tracemalloc
 
 __all__ = ["register", "run", "LAYOUTS", "layout_sizes"]
 
-LAYOUTS = ("single", "many", "small")
+LAYOUTS = ("single", "many", "small", "tiny")
 _DEFAULT_SIZE = 16 * 2**20
 BYTES_PER_PARAM = 28  # float32: read p, g, m, v; write p, m, v
 
@@ -50,7 +54,8 @@ def register(subparsers) -> None:
                         help="cpu: NumPy backend and CPU peers; cuda: CuPy backend (default cpu)")
     parser.add_argument("--layouts", default=",".join(LAYOUTS),
                         help="comma-separated subset of: single (1 array of SIZE), many "
-                             "(200 arrays totalling SIZE), small (SMALL_COUNT arrays of 1000)")
+                             "(200 arrays totalling SIZE), small (SMALL_COUNT arrays of 1000), "
+                             "tiny (10,000 arrays of 1000; 1,000 with --quick)")
     parser.add_argument("--size", type=int, default=None,
                         help=f"parameters of the single and many layouts (default {_DEFAULT_SIZE})")
     parser.add_argument("--small-count", type=int, default=None,
@@ -65,7 +70,10 @@ def register(subparsers) -> None:
                         help="comma-separated implementation keys (default: every one "
                              f"installed): {', '.join(keys)}")
     parser.add_argument("--quick", action="store_true",
-                        help="small sizes and few repeats: a smoke run of a few seconds")
+                        help="small sizes, few repeats, no optax: a smoke run (under 15 s "
+                             "once the kernels are compiled)")
+    parser.add_argument("--no-extra", action="store_true",
+                        help="skip the mixed-precision and small-step tables (CPU)")
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     parser.add_argument("--no-table", action="store_true", help="do not print the table")
     parser.set_defaults(func=run)
@@ -78,6 +86,8 @@ def layout_sizes(layout: str, size: int, small_count: int) -> list[int]:
         return [size]
     if layout == "small":
         return [1000] * small_count
+    if layout == "tiny":
+        return [1000] * 10_000
     if layout == "many":
         weights = [10 ** (2 * ((i * 37) % 200) / 199) for i in range(200)]
         total = sum(weights)
@@ -328,9 +338,23 @@ def run(args: argparse.Namespace) -> int:
         implementations = [impl for impl in implementations if impl.key in wanted]
     report = {"machine": _machine(device), "settings": settings,
               "bytes_per_param": BYTES_PER_PARAM, "layouts": []}
+    if args.quick and not args.impls:  # jax's import and jit compile alone take seconds
+        implementations = [impl for impl in implementations if impl.key != "optax_jit"]
     for layout in settings["layouts"]:
         sizes = layout_sizes(layout, settings["size"], settings["small_count"])
+        if layout == "tiny" and args.quick:
+            sizes = sizes[:1000]
         report["layouts"].append(_bench_layout(layout, sizes, implementations, settings, device))
+    if device == "cpu" and not args.no_extra:
+        from . import _bench_extra
+
+        try:
+            report["mixed_precision"] = _bench_extra.mixed_precision(
+                settings["size"], settings["warmup"], settings["repeat"])
+            report["small_steps"] = _bench_extra.small_steps(
+                args.quick, 2, 5 if args.quick else 15)
+        except ImportError as exc:
+            report["extra_skipped"] = str(exc)
     if not args.no_table:
         from ._bench_table import print_report
 

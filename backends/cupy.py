@@ -41,6 +41,12 @@ Without CuPy this module still imports; :func:`step_` and :func:`init` raise
 
 from __future__ import annotations
 
+from radam_ref._extras import require
+
+# NumPy is needed to import this module; CuPy only to run a step (init/step_ raise
+# ImportError without it), so the launch tables and sources are testable anywhere.
+require("radam_ref.backends.cupy", "cupy", modules=("numpy",))
+
 import dataclasses
 import numbers
 from typing import Any, Callable

@@ -73,7 +73,12 @@ is not re-entrant).
 
 from __future__ import annotations
 
+from radam_ref._extras import require
+
+require("radam_ref.backends.numpy", "numpy")  # one line naming the extra, not a bare ModuleNotFoundError
+
 import dataclasses
+import functools
 import numbers
 import threading
 from typing import Any
@@ -85,13 +90,13 @@ from radam_ref._tree import leaf_paths, unflatten
 from radam_ref._validation import check_count, check_structures
 
 from . import _numba_kernels as kernels
-from ._element import element_constants
+from ._element import cached_element_constants
 from ._numpy_plan import Plan, build_plan, compute_dtype, SUPPORTED_DTYPES
 
 __all__ = ["State", "init", "step_", "from_spec_state", "to_spec_state", "compute_dtype",
            "SUPPORTED_DTYPES"]
 
-_LAUNCH_LOCK = threading.Lock()
+_LAUNCH_LOCK = kernels.LAUNCH_LOCK
 
 #: Dtype groups with fewer parameters run on the calling thread: waking the other
 #: cores costs more than it saves (and idle worker threads would spin).
@@ -178,8 +183,7 @@ def step_(params: Any, grads: Any, state: State, config: RAdamConfig | None = No
     t = int(state.count) + 1
     if config.nonfinite == "raise":
         _check_finite(plan, treedef, t)
-    flags, scalars = element_constants(config, t)
-    flag_array = np.array(flags.as_ints(), dtype=np.int64)
+    flag_array, scalars = _constants(config, t)
     with _LAUNCH_LOCK:
         for group in plan.groups:
             group.scalars[:] = scalars  # one rounding of each float64 to the compute dtype
@@ -191,6 +195,25 @@ def step_(params: Any, grads: Any, state: State, config: RAdamConfig | None = No
     state.count = t
 
 
+@functools.lru_cache(maxsize=256)
+def _cached_constants(config: RAdamConfig, t: int):
+    flags, scalars = cached_element_constants(config, t)
+    flag_array = np.array((*flags.as_ints(), kernels.ARITH_SPEC), dtype=np.int64)
+    values = np.zeros(kernels.N_SCALARS, dtype=np.float64)
+    values[:len(scalars)] = scalars
+    flag_array.flags.writeable = False
+    values.flags.writeable = False
+    return flag_array, values
+
+
+def _constants(config: RAdamConfig, t: int):
+    """The kernel's flag and float64 scalar arrays for step ``t`` (cached per (config, t))."""
+    try:
+        return _cached_constants(config, t)
+    except TypeError:  # an unhashable config field: compute without the cache
+        return _cached_constants.__wrapped__(config, t)
+
+
 def _check_finite(plan: Plan, treedef, t: int) -> None:
     paths = leaf_paths(treedef, "grads")
     bad = []
@@ -198,7 +221,8 @@ def _check_finite(plan: Plan, treedef, t: int) -> None:
         for group in plan.groups:
             row = kernels.first_nonfinite_tensor(
                 group.addresses, group.chunk_tensor, group.chunk_start, group.chunk_end,
-                group.row_length, group.ndims, group.shapes, group.g_strides, group.p_proto)
+                group.row_length, group.ndims, group.shapes, group.g_strides, group.p_proto,
+                group.scalars)
             if row >= 0:
                 bad.append(int(group.leaves[row]))
     if bad:

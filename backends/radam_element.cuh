@@ -31,12 +31,19 @@ enum radam_update {
     RADAM_ADAPTIVE = 2       // rectified adaptive update (Alg. 2, lines 10-12)
 };
 
+// Decoupled weight decay this step (section 5), by RAdamConfig.decay_form.
+enum radam_decay {
+    RADAM_DECAY_NONE = 0,
+    RADAM_DECAY_SUBTRACT = 1,  // theta <- theta - (lr * lambda) * theta  (decay_factor = lr*lambda)
+    RADAM_DECAY_MULTIPLY = 2   // theta <- theta * (1 - lr * lambda)      (decay_factor = 1 - lr*lambda)
+};
+
 struct radam_flags {
     int update;     // enum radam_update
     int eps_after;  // eps added after bias correction (optax, TF-Addons)
     int eps_root;   // eps_root != 0: added inside the square root
     int l2;         // g <- g + lambda * theta
-    int decay;      // theta <- theta * (1 - lr * lambda) this step
+    int decay;      // enum radam_decay
     int nesterov;   // optax's Nesterov m_hat
     int maximize;   // g <- -g
 };
@@ -46,7 +53,7 @@ struct radam_scalars {
     T beta1, one_minus_beta1;        // beta1, 1 - beta1
     T beta2, one_minus_beta2;        // beta2, 1 - beta2
     T weight_decay;                  // lambda (l2)
-    T decay_factor;                  // 1 - lr * lambda (decay)
+    T decay_factor;                  // lr * lambda (subtract) or 1 - lr * lambda (multiply)
     T bias_correction1;              // 1 - beta1^t
     T bias_correction1_next;         // 1 - beta1^(t+1) (nesterov)
     T sqrt_bias_correction2;         // sqrt(1 - beta2^t), rounded once from float64
@@ -85,7 +92,10 @@ RADAM_HOST_DEVICE void radam_element(const radam_flags f, const radam_scalars<T>
               + s.one_minus_beta1 * (g / s.bias_correction1);
     else
         m_hat = m / s.bias_correction1;
-    if (f.decay) p = p * s.decay_factor;                      // section 5
+    if (f.decay == RADAM_DECAY_SUBTRACT)                      // section 5
+        p = p - s.decay_factor * p;
+    else if (f.decay == RADAM_DECAY_MULTIPLY)
+        p = p * s.decay_factor;
     if (f.update == RADAM_ADAPTIVE) {
         T adaptive;                                           // D_t, Alg. 2 line 10
         if (f.eps_after) {

@@ -13,8 +13,9 @@ the ``paper`` profile.  For step t of each parameter:
         v_t = \beta_2 v_{t-1} + (1-\beta_2) g_t^2
         && \text{(Alg. 2, lines 5–6)} \\
     \hat m_t &= m_t / (1-\beta_1^t) && \text{(line 7)} \\
-    \theta &\leftarrow \theta (1 - \alpha\lambda)
-        \ \text{(decoupled decay)} && \text{(§5)} \\
+    \theta &\leftarrow \theta - (\alpha\lambda)\theta
+        \ \text{or}\ \theta (1 - \alpha\lambda)
+        \ \text{(decoupled decay, by decay\_form)} && \text{(§5)} \\
     \theta_t &= \theta - \alpha\, r_t\, \hat m_t\,
         \frac{\sqrt{1-\beta_2^t}}{\sqrt{v_t} + \epsilon}
         \ \text{ if } \rho_t > \text{threshold}
@@ -31,9 +32,12 @@ choice of all of them, keywords override single axes.
 
 Execution paths (same math; see ``docs/torch-backend.md`` for measurements):
 
-* **fused** (CPU default when numba is installed): one numba kernel per dtype over
-  every parameter's memory, reading p, g, m, v once; bit-identical to the
-  single-tensor path in ``op_order="spec"``.
+* **fused** (CPU default when numba is installed): the project's one CPU kernel
+  (shared with the NumPy backend) on zero-copy NumPy views, reading p, g, m, v once;
+  float16/bfloat16 in one float32 pass.  In ``op_order="spec"`` its moments are
+  bit-identical to the single-tensor path's and θ agrees within 1 ulp of θ plus
+  2 ulp of the update per step (torch's float32 CPU ``sqrt`` is not always
+  correctly rounded; the kernel's is).
 * **foreach** (CUDA default, and CPU without numba): ``torch._foreach_*``
   operations with the step scalars folded in; within a few ulp.
 * **single-tensor** (``foreach=False``): plain per-tensor operations, the readable
@@ -52,6 +56,10 @@ only through torch's float64 rounding of its own step scalars.
 """
 
 from __future__ import annotations
+
+from radam_ref._extras import require
+
+require("radam_ref.backends.torch", "torch")  # one line naming the extra, not a bare ModuleNotFoundError
 
 import functools
 import math
@@ -72,10 +80,11 @@ from ._torch_config import (
     lr_value,
     resolve_op_order,
 )
+from ._torch_checks import TensorMismatchError, check_buffers
 from ._torch_dispatch import apply, apply_traced, check_finite, traced_group_config
 from ._torch_scalars import host_scalars
 
-__all__ = ["RAdam", "radam", "AXES", "OP_ORDERS", "group_config"]
+__all__ = ["RAdam", "radam", "AXES", "OP_ORDERS", "group_config", "TensorMismatchError"]
 
 
 def radam(
@@ -155,7 +164,7 @@ class RAdam(Optimizer):
             ``weight_decay_mode="decoupled"``, False ``"l2"``; None (default) keeps
             the profile's mode.
         profile: a name in :data:`radam_ref.PROFILES` (default ``"paper"``).
-        threshold, comparison, eps_placement, eps_root, weight_decay_mode,
+        threshold, comparison, eps_placement, eps_root, weight_decay_mode, decay_form,
         before_rectification, nesterov, maximize, nonfinite: override one axis of
             the profile (see :class:`radam_ref.RAdamConfig`); None keeps the profile's.
         op_order: ``"spec"`` or ``"torch"`` arithmetic; default ``"torch"`` for the
@@ -190,6 +199,7 @@ class RAdam(Optimizer):
         eps_placement: str | None = None,
         eps_root: float | None = None,
         weight_decay_mode: str | None = None,
+        decay_form: str | None = None,
         before_rectification: str | None = None,
         nesterov: bool | None = None,
         maximize: bool | None = None,
@@ -218,6 +228,7 @@ class RAdam(Optimizer):
             "eps_placement": eps_placement,
             "eps_root": eps_root,
             "weight_decay_mode": weight_decay_mode,
+            "decay_form": decay_form,
             "before_rectification": before_rectification,
             "nesterov": nesterov,
             "maximize": maximize,
@@ -266,23 +277,33 @@ class RAdam(Optimizer):
         return state
 
     def _init_group(self, group, params, grads, exp_avgs, exp_avg_sqs, state_steps,
-                    only=None) -> bool:
+                    only=None, labels=None) -> bool:
         """Collect the parameters of ``group`` that have a gradient (or those in
-        ``only``), creating their state lazily.  Returns whether any is complex."""
+        ``only``), creating their state lazily and checking each one's gradient and
+        state (:func:`._torch_checks.check_buffers`).  Returns whether any is complex."""
         has_complex = False
-        for p in group["params"] if only is None else only:
+        wanted = None if only is None else {id(p) for p in only}
+        index = next((i for i, g in enumerate(self.param_groups) if g is group), 0)
+        for position, p in enumerate(group["params"]):
+            if wanted is not None and id(p) not in wanted:
+                continue
             grad = p.grad
             if grad is None:
                 continue
             if grad.is_sparse:
                 raise RuntimeError("RAdam does not support sparse gradients")
             state = self._state_of(p, group)
+            label = f"param_groups[{index}] parameter {position}"
+            check_buffers(label, p, grad, state.get("exp_avg"), state.get("exp_avg_sq"),
+                          state.get("step"))
             has_complex |= torch.is_complex(p)
             params.append(p)
             grads.append(grad)
             exp_avgs.append(state["exp_avg"])
             exp_avg_sqs.append(state["exp_avg_sq"])
             state_steps.append(state["step"])
+            if labels is not None:
+                labels.append(label)
         return has_complex
 
     def _uses_plan(self, group: dict) -> bool:
@@ -300,7 +321,7 @@ class RAdam(Optimizer):
         plans = self.__dict__.setdefault("_fused_plans", {})
         plan = plans.get(index)
         if plan is None or not plan.matches(group["params"], self.state):
-            plan = plans[index] = _fused.FusedPlan(group["params"], self.state)
+            plan = plans[index] = _fused.FusedPlan(group["params"], self.state, index)
         return plan
 
     @_use_grad_for_differentiable
@@ -310,8 +331,9 @@ class RAdam(Optimizer):
         Args:
             closure: optional; re-evaluates the model and returns the loss.
 
-        Every group's hyperparameters are validated, and with ``nonfinite="raise"``
-        every gradient is checked, before any parameter or state is written.
+        Every group's hyperparameters, every parameter's gradient and state (shape,
+        dtype, device, layout, overlap) and, with ``nonfinite="raise"``, every
+        gradient's values are checked before any parameter or state is written.
         """
         loss = None
         if closure is not None:
@@ -325,51 +347,58 @@ class RAdam(Optimizer):
         for index, (group, config) in enumerate(zip(self.param_groups, configs)):
             if config.nonfinite == "raise":
                 self._check_finite(index, group)
-        # Gather everything first (fused=True errors surface before any write) ...
+        # Gather and check everything first (errors surface before any write) ...
         work = []
         for index, group in enumerate(self.param_groups):
+            lists = ([], [], [], [], [], [])
             plan = self._plan(index, group) if self._uses_plan(group) else None
             if plan is not None and not plan.distinct:  # a parameter listed twice:
-                work.append(("twice", None))            # two sequential single-tensor steps
+                self._init_group(group, *lists[:5], labels=lists[5])
+                work.append(("twice", lists))           # two sequential single-tensor steps
             elif plan is not None:
                 batches, others = plan.collect(
                     functools.partial(self._state_of, group=group))
                 if others and group["fused"]:
                     p = others[0]
                     raise RuntimeError(
-                        "fused=True supports contiguous float32/float64 (or complex) CPU "
-                        f"tensors whose state has their dtype; param_groups[{index}] has a "
-                        f"{p.dtype} tensor on {p.device} (contiguous: {p.is_contiguous()})"
+                        "fused=True supports contiguous float16/bfloat16/float32/float64 (or "
+                        "complex) CPU tensors with state of a supported dtype and gradients "
+                        f"of their dtype; param_groups[{index}] has a {p.dtype} tensor on "
+                        f"{p.device} (contiguous: {p.is_contiguous()}) that it cannot take"
                     )
-                work.append((batches, others))
+                _fused.prepare(batches)
+                if others:
+                    self._init_group(group, *lists[:5], only=others, labels=lists[5])
+                work.append((batches, lists))
             else:
-                work.append((None, None))
+                self._init_group(group, *lists[:5], labels=lists[5])
+                work.append((None, lists))
+        for _, lists in work:  # every other path's step counters, before any write
+            for label, step in zip(lists[5], lists[4]):
+                if not group_uses_device_step(step):
+                    _check_step(label, step)
         # ... then update.
-        for group, config, op_order, (batches, others) in zip(
+        for group, config, op_order, (batches, lists) in zip(
                 self.param_groups, configs, orders, work):
-            lists = ([], [], [], [], [])
             if batches == "twice":
-                self._init_group(group, *lists)
                 foreach, fused = False, False
             elif batches is not None:
-                scalars_for = functools.partial(host_scalars, config)
-                _fused.launch_plan(batches, config, lr=lr_value(group["lr"]),
-                                   op_order=op_order, scalars_for=scalars_for)
-                if not others:
+                _fused.launch_plan(batches, config, lr=lr_value(group["lr"]), op_order=op_order)
+                if not lists[0]:
                     continue
-                self._init_group(group, *lists, only=others)
                 foreach, fused = None, False
             else:
-                self._init_group(group, *lists)
                 foreach, fused = group["foreach"], group["fused"]
             apply(
-                *lists, config,
+                *lists[:5], config,
                 lr=group["lr"],
                 foreach=foreach,
                 fused=fused,
                 capturable=group["capturable"],
                 differentiable=group["differentiable"],
                 op_order=op_order,
+                labels=lists[5],
+                checked=True,
             )
         return loss
 
@@ -384,10 +413,11 @@ class RAdam(Optimizer):
                          lr=group["lr"], op_order=op_order)
 
     def _check_finite(self, group_index: int, group: dict) -> None:
-        params = [p for p in group["params"] if p.grad is not None]
+        positions = [i for i, p in enumerate(group["params"]) if p.grad is not None]
+        params = [group["params"][i] for i in positions]
 
         def where(i: int) -> str:
-            return f"param_groups[{group_index}] parameter {group['params'].index(params[i])} grad"
+            return f"param_groups[{group_index}] parameter {positions[i]} grad"
 
         def t_of(i: int) -> int:
             state = self.state.get(params[i])
@@ -398,13 +428,18 @@ class RAdam(Optimizer):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Load state saved by :meth:`state_dict` (or by ``torch.optim.RAdam``).
 
+        Atomic: the group options, the number of groups and parameters, and every
+        saved state (step a non-negative integer count; ``exp_avg``/``exp_avg_sq``
+        tensors of the parameter's shape, real or complex like it) are checked first;
+        on any error (``ValueError``, ``TypeError`` or :class:`TensorMismatchError`,
+        naming the parameter) the optimizer is unchanged.
+
         Unlike the base class, the loaded tensors never alias the dict's: ``step``
         becomes a fresh float64 tensor (exact integer counts up to 2⁵³), and the
         moments are copied in the group's ``state_dtype`` from the saved values
         (not from a copy first rounded to the parameter's dtype).
         """
-        for saved in state_dict["param_groups"]:  # validate before anything is replaced
-            check_group_options({**self.defaults, **saved, "params": []})
+        self._check_loadable(state_dict)  # everything is validated before anything is replaced
         saved_state = state_dict["state"]
         saved_ids = list(chain.from_iterable(g["params"] for g in state_dict["param_groups"]))
         super().load_state_dict(state_dict)
@@ -421,6 +456,67 @@ class RAdam(Optimizer):
                 if key in original and isinstance(original[key], torch.Tensor):
                     value = original[key].to(device=p.device, dtype=dtype, copy=True)
                     state[key] = value
+
+
+    def _check_loadable(self, state_dict: dict[str, Any]) -> None:
+        """Raise before :meth:`load_state_dict` changes anything (see there)."""
+        if not isinstance(state_dict, dict) or not {"state", "param_groups"} <= set(state_dict):
+            raise TypeError("state_dict must be a dict with 'state' and 'param_groups' "
+                            f"(from Optimizer.state_dict()), got {type(state_dict).__qualname__}")
+        saved_groups = state_dict["param_groups"]
+        if len(saved_groups) != len(self.param_groups):
+            raise ValueError(f"loaded state dict has {len(saved_groups)} parameter groups, "
+                             f"the optimizer has {len(self.param_groups)}")
+        saved_state = state_dict["state"]
+        for index, (saved, group) in enumerate(zip(saved_groups, self.param_groups)):
+            check_group_options({**self.defaults, **saved, "params": []})
+            if len(saved["params"]) != len(group["params"]):
+                raise ValueError(
+                    f"loaded param_groups[{index}] has {len(saved['params'])} parameters, "
+                    f"the optimizer's has {len(group['params'])}")
+            for position, (saved_id, p) in enumerate(zip(saved["params"], group["params"])):
+                original = saved_state.get(saved_id)
+                if original is None:
+                    continue
+                where = f"loaded state of param_groups[{index}] parameter {position}"
+                if "step" in original:
+                    step = original["step"]
+                    try:
+                        value = float(step)
+                    except (TypeError, ValueError, RuntimeError):
+                        raise TypeError(f"{where}: step must be a number or a one-element "
+                                        f"tensor, got {step!r}") from None
+                    if not (math.isfinite(value) and value >= 0 and value.is_integer()):
+                        raise ValueError(f"{where}: step must be a non-negative integer "
+                                         f"count, got {value!r}")
+                for key in ("exp_avg", "exp_avg_sq"):
+                    if key not in original:
+                        continue
+                    x = original[key]
+                    if not isinstance(x, torch.Tensor):
+                        raise TypeError(f"{where}: {key!r} must be a tensor, got "
+                                        f"{type(x).__qualname__}")
+                    if x.shape != p.shape:
+                        raise TensorMismatchError(
+                            f"{where}: {key!r} has shape {tuple(x.shape)}, the parameter "
+                            f"{tuple(p.shape)} (state saved from another model?)")
+                    if x.is_complex() != p.is_complex() or not (
+                            x.is_floating_point() or x.is_complex()):
+                        raise TensorMismatchError(
+                            f"{where}: {key!r} has dtype {x.dtype}, which cannot hold the "
+                            f"moments of a {p.dtype} parameter")
+
+
+def group_uses_device_step(step: torch.Tensor) -> bool:
+    """Whether ``step`` lives on an accelerator (capturable): not read on the host."""
+    return step.device.type != "cpu"
+
+
+def _check_step(label: str, step: torch.Tensor) -> None:
+    value = float(step.item())
+    if not (math.isfinite(value) and value >= 0 and value.is_integer()):
+        raise ValueError(f"{label}: state step must be a non-negative integer count, "
+                         f"got {value!r}")
 
 
 def _new_step(value: float, p: torch.Tensor, group: dict) -> torch.Tensor:

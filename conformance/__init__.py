@@ -20,6 +20,10 @@ variant it implements.
 
 from __future__ import annotations
 
+from radam_ref._extras import require
+
+require("radam_ref.conformance", "cli")  # one line naming the extra, not a bare ModuleNotFoundError
+
 from .adapters import (
     ALL_TARGETS,
     BUILTIN_TARGETS,

@@ -29,7 +29,23 @@ from .oracle import Trajectory, run_oracle
 from .scenario import Scenario
 from .tolerance import ambiguous_steps, tolerance
 
-__all__ = ["Mismatch", "Observed", "Outcome", "observe", "compare", "judge", "normalized_error"]
+__all__ = ["Mismatch", "Observed", "Outcome", "observe", "compare", "judge", "normalized_error", "apply_model"]
+
+
+def apply_model(scenario: Scenario, model: dict) -> Scenario:
+    """``scenario`` as the oracle should see it given defects already reported.
+
+    ``model`` keys: ``"weight_decay_ignored"``: a weight-decay mode in which the
+    target ignores λ (the oracle's groups in that mode get λ = 0).
+    """
+    unknown = set(model) - {"weight_decay_ignored"}
+    if unknown:
+        raise ValueError(f"unknown model key(s) {sorted(unknown)} (known: weight_decay_ignored)")
+    mode = model.get("weight_decay_ignored")
+    if mode:
+        scenario = scenario.with_configs(
+            lambda c: c.replace(weight_decay=0.0) if c.weight_decay_mode == mode else c)
+    return scenario
 
 
 @dataclasses.dataclass
@@ -127,7 +143,10 @@ def _element_compare(got: np.ndarray, exp: np.ndarray, tol: np.ndarray) -> np.nd
 
 
 def normalized_error(observed: Observed, expected: Trajectory, dtype: str) -> float:
-    """max |got − expected| / tolerance over everything recorded (inf for NaN mismatches)."""
+    """max |got − expected| / tolerance over everything recorded (inf for NaN mismatches).
+
+    ``dtype`` names the tolerance (:func:`~.tolerance.tolerance`): the run's dtype,
+    or the precision a target was found to compute in (see :mod:`.fingerprint`)."""
     worst = 0.0
     for got_step, exp_step, scale_step in zip(observed.values, expected.values, expected.scales):
         for got_g, exp_g, sc_g in zip(got_step, exp_step, scale_step):
@@ -144,13 +163,19 @@ def normalized_error(observed: Observed, expected: Trajectory, dtype: str) -> fl
     return worst
 
 
-def compare(observed: Observed, expected: Trajectory, dtype: str, *, alternatives=()) -> tuple:
+def compare(observed: Observed, expected: Trajectory, dtype: str, *, alternatives=(),
+            tol_dtype: str | None = None) -> tuple:
     """First mismatch of ``observed`` against ``expected`` (element-wise, an element
     may instead match the same element of any trajectory in ``alternatives``).
+
+    ``tol_dtype``: judge with the tolerance of this dtype instead of ``dtype``'s
+    (a target found to compute float64 parameters in float32 is compared at the
+    float32 tolerance, so that its other deviations stand out).
 
     Returns ``(mismatch or None, used_alternative: bool)``.
     """
     used_alt = False
+    tdt = tol_dtype or dtype
     if observed.dtypes is not None:
         want = real_dtype(dtype) if dtype.startswith("complex") else dtype
         for gi, group in enumerate(observed.dtypes):
@@ -170,11 +195,11 @@ def compare(observed: Observed, expected: Trajectory, dtype: str, *, alternative
                 if got.shape != exp.shape:
                     return Mismatch(t, gi, pi, (), math.nan, math.nan, 0.0,
                                     f"shape {got.shape}, expected {exp.shape}"), used_alt
-                tol = tolerance(sc, dtype)
+                tol = tolerance(sc, tdt)
                 ok = _element_compare(got, exp, tol)
                 if not ok.all() and alts:
                     for alt_values, alt_scales in alts:
-                        alt_ok = _element_compare(got, alt_values[gi][pi], tolerance(alt_scales[gi][pi], dtype))
+                        alt_ok = _element_compare(got, alt_values[gi][pi], tolerance(alt_scales[gi][pi], tdt))
                         if (alt_ok & ~ok).any():
                             used_alt = True
                         ok = ok | alt_ok
@@ -201,10 +226,10 @@ def compare(observed: Observed, expected: Trajectory, dtype: str, *, alternative
     return None, used_alt
 
 
-def _flip_sets(scenario: Scenario) -> list:
+def _flip_sets(scenario: Scenario, tol_dtype: str | None = None) -> list:
     pairs = []
     for gi, group in enumerate(scenario.all_groups()):
-        for t in ambiguous_steps(group.config, scenario.dtype, scenario.steps):
+        for t in ambiguous_steps(group.config, tol_dtype or scenario.dtype, scenario.steps):
             pairs.append((gi, t))
     pairs = pairs[:4]
     out = []
@@ -214,33 +239,45 @@ def _flip_sets(scenario: Scenario) -> list:
 
 
 def judge(target: Target, scenario: Scenario, *, guarded_nan: bool = False,
-          observed: Observed | None = None) -> Outcome:
+          observed: Observed | None = None, tol_dtype: str | None = None,
+          oracle_kwargs: dict | None = None, model: dict | None = None) -> Outcome:
     """Run ``scenario`` on ``target`` (unless ``observed`` is given) and judge it.
 
     ``guarded_nan``: where the oracle has NaN, also accept the value of the spec
     run with ε = 1e-300 (a guarded 0/0 → 0 update), with verdict "acceptable".
+    ``tol_dtype``: the tolerance's dtype (default: the scenario's), see :func:`compare`.
+    ``oracle_kwargs``: passed to :func:`~.oracle.run_oracle` (a modelled defect, for
+    the suite's diagnosis only).
+    ``model``: defects already found and reported elsewhere, applied to the oracle's
+    configs so that a check looks past them (:func:`apply_model`); JSON-able, so a
+    replay reproduces it.
     """
+    okw = dict(oracle_kwargs or {})
     if observed is None:
         try:
             observed = observe(target, scenario)
         except TargetError as exc:
             return Outcome("fail", error=str(exc))
-    expected = run_oracle(scenario)
+    if model:
+        scenario = apply_model(scenario, model)
+    expected = run_oracle(scenario, **okw)
     if len(observed.steps) != len(expected.steps):
         return Outcome("fail", observed=observed, expected=expected,
                        error=f"target recorded {len(observed.steps)} steps, expected {len(expected.steps)}")
     alternatives = []
     if guarded_nan:
         guarded = scenario.with_configs(lambda c: c.replace(eps=1e-300) if c.eps == 0.0 else c)
-        alternatives.append(run_oracle(guarded))
-    mismatch, used_alt = compare(observed, expected, scenario.dtype, alternatives=alternatives)
+        alternatives.append(run_oracle(guarded, **okw))
+    mismatch, used_alt = compare(observed, expected, scenario.dtype, alternatives=alternatives,
+                                 tol_dtype=tol_dtype)
     if mismatch is None:
         notes = ["matched the guarded 0/0 → 0 update where the spec has NaN"] if used_alt else []
         return Outcome("acceptable" if used_alt else "pass", None, notes, observed, expected)
-    for flips in _flip_sets(scenario):
-        alt = run_oracle(scenario, flips=flips)
+    for flips in _flip_sets(scenario, tol_dtype):
+        alt = run_oracle(scenario, flips=flips, **okw)
         alt_alternatives = alternatives
-        alt_mismatch, alt_used = compare(observed, alt, scenario.dtype, alternatives=alt_alternatives)
+        alt_mismatch, alt_used = compare(observed, alt, scenario.dtype, alternatives=alt_alternatives,
+                                         tol_dtype=tol_dtype)
         if alt_mismatch is None:
             where = ", ".join(f"group {g} step {t}" for g, t in sorted(flips))
             return Outcome("acceptable", None,

@@ -32,6 +32,34 @@ axis.  Two things are indistinguishable by construction:
   divides 4, so p = 1 and β = 2⁻ᵉ ≤ 1/2, where ρ∞ ≤ 3 < 5: no root either.
 * "decoupled" vs "decoupled_moving" when every step moves θ (SGD-momentum
   steps before rectification).
+
+``decay_form`` (θ − (αλ)θ vs θ·(1 − αλ)) is not an axis of the fingerprint: the
+two differ by one rounding of θ per decayed step (in float32, 1 − αλ carries an
+absolute error up to 2⁻²⁵), which the tolerance of :mod:`.tolerance` allows in
+every dtype; no check can fail on it, so naming it would be noise.
+
+Precision
+---------
+The probes above use values exact in float32, so they tell axes apart but not
+arithmetic.  :func:`detect_precision` runs two more probes with full-mantissa
+values (β₂ = 0.9 and 0.9999, lr and β not representable in float32) and compares
+the target, over every axis combination, with the float64 tolerance, then with
+the float32 one:
+
+* within the float64 tolerance: full precision;
+* within it once lr, β and ε are rounded to float32: "hyperparameters rounded
+  to float32";
+* every value the target returns is a float32 number, and it is within the
+  float32 tolerance: "float64 parameters are updated in float32 arithmetic"
+  (``p.data.float()`` … ``p.data.copy_(p_fp32)``);
+* within the float32 tolerance but not float32 numbers: "the moments (and so the
+  update) are computed in float32";
+* within the float32 tolerance at β₂ = 0.9 but not at β₂ = 0.9999, where the step
+  scalars cancel: "step scalars computed in float32".
+
+When a precision is found, the fingerprint compares at that precision's
+tolerance, and so do the checks (:attr:`~.checks.base.Context.tol_dtype`): the
+precision is one finding, and every other deviation still stands out.
 """
 
 from __future__ import annotations
@@ -44,13 +72,14 @@ import numpy as np
 
 from radam_ref import PROFILES, RAdamConfig
 
-from ._dtypes import round_to
+from ._dtypes import real_dtype, round_to
 from .adapters.base import NotSupported, Target, TargetError
 from .compare import judge, normalized_error, observe
 from .oracle import exact_schedule, run_oracle
 from .scenario import Group, Scenario
 
-__all__ = ["AXES", "Fingerprint", "fingerprint", "probes"]
+__all__ = ["AXES", "Fingerprint", "Precision", "fingerprint", "probes", "detect_precision",
+           "precision_probes", "choose_profile"]
 
 #: The axes a fingerprint reports, with their possible values.
 AXES = {
@@ -100,6 +129,10 @@ class Fingerprint:
         closest: when nothing is consistent, the candidate closest to the target.
         config: a consistent combination closest to the claimed profile.
         note: why the fingerprint is incomplete, if it is.
+        precision: what :func:`detect_precision` found (None: not run).
+        tol_dtype: the tolerance the probes were compared at (None: the run's).
+        model: defects :func:`choose_profile` found that the checks should look
+            past (:func:`~.compare.apply_model`), e.g. weight decay ignored.
     """
 
     axes: dict
@@ -110,6 +143,9 @@ class Fingerprint:
     closest: dict | None = None
     config: RAdamConfig | None = None
     note: str = ""
+    precision: "Precision | None" = None
+    tol_dtype: str | None = None
+    model: dict = dataclasses.field(default_factory=dict)
 
     def describe_axis(self, axis: str) -> str:
         values = self.axes.get(axis, ())
@@ -137,6 +173,8 @@ class Fingerprint:
             "differs_from_paper": list(self.differs_from_paper),
             "closest": {k: _jsonable(v) for k, v in self.closest.items()} if self.closest else None,
             "note": self.note,
+            "precision": self.precision.to_json() if self.precision else None,
+            "tol_dtype": self.tol_dtype,
         }
 
 
@@ -181,10 +219,23 @@ def candidates() -> list:
     return [dict(zip(keys, values)) for values in itertools.product(*AXES.values())]
 
 
-def fingerprint(target: Target, base: RAdamConfig | None = None, dtype: str | None = None) -> Fingerprint:
-    """Probe ``target`` (told ``base``, default its claimed profile) and fingerprint it."""
+def fingerprint(target: Target, base: RAdamConfig | None = None, dtype: str | None = None, *,
+                precision: bool = True) -> Fingerprint:
+    """Probe ``target`` (told ``base``, default its claimed profile) and fingerprint it.
+
+    ``precision``: first run :func:`detect_precision` and compare the probes at the
+    tolerance of the precision found (see the module docstring)."""
     base = base or target.claimed_config()
     dtype = dtype or target.default_dtype
+    prec = detect_precision(target, base, dtype) if precision else None
+    tol_dtype = prec.tol_dtype if prec is not None else None
+    fp = _fingerprint(target, base, dtype, tol_dtype)
+    fp.precision, fp.tol_dtype = prec, tol_dtype
+    return fp
+
+
+def _fingerprint(target: Target, base: RAdamConfig, dtype: str, tol_dtype: str | None) -> Fingerprint:
+    tdt = tol_dtype or dtype
     observed = []
     for name, scenario in probes(base, dtype):
         try:
@@ -195,10 +246,10 @@ def fingerprint(target: Target, base: RAdamConfig | None = None, dtype: str | No
         ok, err = True, 0.0
         for _, scenario, obs in observed:
             variant = scenario.with_configs(lambda c, cand=cand: c.replace(**cand))
-            e = normalized_error(obs, run_oracle(variant), dtype)
+            e = normalized_error(obs, run_oracle(variant), tdt)
             err += min(e, 1e300)
             if e > 1.0 and ok:
-                ok = judge(target, variant, observed=obs).ok
+                ok = judge(target, variant, observed=obs, tol_dtype=tol_dtype).ok
             if not ok and not full:
                 break
         return ok, err
@@ -226,5 +277,237 @@ def fingerprint(target: Target, base: RAdamConfig | None = None, dtype: str | No
     differs = [axis for axis in AXES if getattr(paper, axis) not in axes[axis]]
     claimed = {axis: getattr(base, axis) for axis in AXES}
     best = min(consistent, key=lambda c: sum(c[a] != claimed[a] for a in AXES))
-    config = base.replace(**best, profile="auto")
+    config = base.replace(**best)
     return Fingerprint(axes, True, interval, profiles, differs, config=config)
+
+
+# --------------------------------------------------------------------------- #
+# Precision
+# --------------------------------------------------------------------------- #
+
+_PRECISION_LR = 0.0123456789  # not a float32 number
+_PRECISION_BETAS = ((0.9, 0.9), (0.9, 0.9999))
+
+
+def precision_probes(base: RAdamConfig, dtype: str) -> list:
+    """(name, scenario): full-mantissa values, β₂ = 0.9 (both branches in 12 steps)
+    and β₂ = 0.9999 (the step scalars cancel)."""
+    rng = np.random.default_rng(20200408)
+
+    def values(shape):
+        return round_to(rng.uniform(0.25, 4.0, shape) * rng.choice([-1.0, 1.0], shape), dtype)
+
+    out = []
+    for betas in _PRECISION_BETAS:
+        cfg = base.replace(lr=_PRECISION_LR, betas=betas, eps=1e-8, weight_decay=0.0, maximize=False)
+        params = [values((3,)), values((2,))]
+        grads = [[[values((3,)), values((2,))]] for _ in range(12)]
+        out.append((f"precision β₂={betas[1]}", Scenario([Group(params, cfg)], grads, dtype=dtype)))
+    return out
+
+
+@dataclasses.dataclass
+class Precision:
+    """What :func:`detect_precision` found.
+
+    Attributes:
+        causes: cause ids of :mod:`.causes` (``precision/...``), empty for full precision.
+        tol_dtype: the dtype whose tolerance the target meets (None: its own).
+        detail: how it was established.
+        scenario: the probe that shows it (JSON), for the finding's repro.
+    """
+
+    causes: list
+    tol_dtype: str | None
+    detail: str = ""
+    scenario: dict | None = None
+
+    @property
+    def full(self) -> bool:
+        return not self.causes
+
+    def describe(self) -> str:
+        from .causes import CAUSES
+
+        if not self.causes:
+            return "full precision"
+        return "; ".join(CAUSES[c].text for c in self.causes)
+
+    def to_json(self) -> dict:
+        return {"causes": list(self.causes), "tol_dtype": self.tol_dtype, "detail": self.detail}
+
+
+def _round_hyper(c: RAdamConfig) -> RAdamConfig:
+    f = lambda x: float(np.float32(x))  # noqa: E731
+    return c.replace(lr=f(c.lr), betas=(f(c.beta1), f(c.beta2)), eps=f(c.eps), weight_decay=f(c.weight_decay))
+
+
+def _best_error(obs, scenario, tdt: str, *, transform=None, schedule_fn=None) -> float:
+    """Smallest normalized error of ``obs`` over every axis combination."""
+    best = math.inf
+    for cand in candidates():
+        if cand["comparison"] != ">":
+            continue
+        variant = scenario.with_configs(lambda c, cand=cand: (transform or (lambda x: x))(c.replace(**cand)))
+        try:
+            e = normalized_error(obs, run_oracle(variant, schedule_fn=schedule_fn), tdt)
+        except (ValueError, ZeroDivisionError, OverflowError):
+            continue
+        best = min(best, e)
+        if best <= 1.0:
+            break
+    return best
+
+
+def _float32_numbers(obs, scenario) -> bool:
+    """Every value that moved from its initial value is a float32 number (and some moved)."""
+    moved = False
+    for step in obs.values:
+        for group, init_group in zip(step, scenario.groups):
+            for arr, init in zip(group, init_group.params):
+                a = np.asarray(arr, dtype=np.float64)
+                changed = np.isfinite(a) & (a != np.asarray(init, dtype=np.float64))
+                vals = a[changed]
+                moved |= bool(vals.size)
+                if vals.size and not np.array_equal(vals.astype(np.float32).astype(np.float64), vals):
+                    return False
+    return moved
+
+
+def detect_precision(target: Target, base: RAdamConfig, dtype: str) -> Precision:
+    """The arithmetic precision of ``target`` for ``dtype`` parameters (module docstring)."""
+    from .diagnose import float32_step_scalars
+
+    if real_dtype(dtype) != "float64":
+        return Precision([], None, f"not probed: the parameters are {dtype}")
+    observed = []
+    for name, scenario in precision_probes(base, dtype):
+        try:
+            observed.append((name, scenario, observe(target, scenario)))
+        except (TargetError, NotSupported) as exc:
+            return Precision([], None, f"probe {name!r} could not run: {exc}")
+    (n1, s1, o1), (n2, s2, o2) = observed
+    e64 = [_best_error(o, s, "float64") for _, s, o in observed]
+    if max(e64) <= 1.0:
+        return Precision([], None, "within the float64 tolerance on the precision probes")
+    if max(_best_error(o, s, "float64", transform=_round_hyper) for _, s, o in observed) <= 1.0:
+        return Precision(["precision/float32_hyperparameters"], "float32",
+                         "matches the spec run with lr, β and ε rounded to float32, within the float64 tolerance",
+                         s1.to_json())
+    e32 = [_best_error(o, s, "float32") for _, s, o in observed]
+    f32 = all(_float32_numbers(o, s) for _, s, o in observed)
+    if max(e32) <= 1.0:
+        if f32:
+            return Precision(["precision/float32_update"], "float32",
+                             "every value it returns for float64 parameters is a float32 number, and it is "
+                             "within the float32 tolerance of the spec", s1.to_json())
+        return Precision(["precision/float32_moments"], "float32",
+                         "within the float32 tolerance of the spec, not the float64 one", s1.to_json())
+    if e32[0] <= 1.0 and e32[1] > 1.0:
+        return Precision(["precision/float32_step_scalars"], "float32",
+                         f"within the float32 tolerance at β₂ = 0.9 but {e32[1]:.3g}× it at β₂ = 0.9999, "
+                         "where 1 − β₂ᵗ and ρ_t cancel", s2.to_json())
+    if _best_error(o2, s2, "float32", schedule_fn=float32_step_scalars) <= 1.0:
+        return Precision(["precision/float32_step_scalars"], "float32",
+                         "matches the spec with step scalars evaluated in float32", s2.to_json())
+    return Precision([], None, f"not within the float64 tolerance ({e64[0]:.3g}×, {e64[1]:.3g}×) nor the "
+                               f"float32 one ({e32[0]:.3g}×, {e32[1]:.3g}×) of any axis combination")
+
+
+# --------------------------------------------------------------------------- #
+# Which profile to check against
+# --------------------------------------------------------------------------- #
+
+
+def _axes_label(axes: dict) -> str:
+    # the comparison (> vs ≥) is not observable at thresholds 4 and 5 (module docstring)
+    return (f"threshold {axes['threshold']:g}, ε {_fmt(axes['eps_placement'])}, "
+            f"weight decay {axes['weight_decay_mode']}, before rectification {_fmt(axes['before_rectification'])}"
+            + (", nesterov" if axes.get("nesterov") else ""))
+
+
+def choose_profile(target: Target, fp: Fingerprint | None, claimed: RAdamConfig | None = None) -> tuple:
+    """The config to check ``target`` against, its label and why: ``(config, label, reason)``.
+
+    * the claimed profile when the fingerprint is consistent with it;
+    * else a named profile the fingerprint matches on every axis;
+    * else the exact axis combination the fingerprint found;
+    * else (nothing reproduces the probes) the closest combination, named loudly
+      with the axes that are unexplained.
+
+    A weight decay that had no effect at all although the target was told a
+    nonzero λ in its claimed mode is not an axis ("none" means no weight decay is
+    offered): the claimed mode is kept, and the weight-decay checks report the
+    defect.  Never falls back to the claim silently.
+    """
+    claimed = claimed or target.claimed_config()
+    claimed_name = claimed.profile
+    prec = ""
+    if fp is not None and fp.precision is not None and fp.precision.causes:
+        prec = "; computes in lower precision: " + fp.precision.describe()
+    if fp is None:
+        return claimed, claimed_name, f"profile: {claimed_name} — claimed (not fingerprinted)"
+    if not fp.consistent:
+        if fp.closest is None:
+            return (claimed, claimed_name,
+                    f"profile: {claimed_name} — CLAIMED, NOT VERIFIED: the fingerprint could not run ({fp.note})")
+        closest = dict(fp.closest)
+        config = claimed.replace(**closest, comparison=_profile_comparison(closest, claimed))
+        name = _matching_profile(config, prefer=claimed_name)
+        label = f"closest: {name}" if name else "closest: " + _axes_label(closest)
+        unexplained = _unexplained_axes(fp)
+        return (config.replace(profile=name) if name else config, label,
+                f"profile: {label} — NO COMBINATION OF THE SPEC'S AXES REPRODUCES THE PROBES; checked against the "
+                f"closest ({_axes_label(closest)}); unexplained: {unexplained}{prec}")
+    axes = dict(fp.axes)
+    ignored_wd = False
+    if axes.get("weight_decay_mode") == ("none",) and claimed.weight_decay_mode != "none":
+        axes["weight_decay_mode"] = (claimed.weight_decay_mode,)
+        ignored_wd = True
+        fp.model = {"weight_decay_ignored": claimed.weight_decay_mode}
+    wd_note = (f"; weight decay had no effect when told λ > 0 in mode {claimed.weight_decay_mode!r} "
+               "(reported as a finding)") if ignored_wd else ""
+
+    def consistent_with(cfg: RAdamConfig) -> bool:
+        return all(getattr(cfg, a) in axes[a] for a in AXES)
+
+    if consistent_with(claimed):
+        return (claimed, claimed_name,
+                f"profile: {claimed_name} — claimed, and the fingerprint matches it on every axis{wd_note}{prec}")
+    named = [name for name, prof in PROFILES.items() if consistent_with(prof.config())]
+    if named:
+        name = named[0]
+        also = f" (also consistent: {', '.join(named[1:])})" if len(named) > 1 else ""
+        differs = [a for a in AXES if getattr(claimed, a) not in axes[a] and a != "comparison"]
+        return (PROFILES[name].config(), name,
+                f"profile: {name} — fingerprint matches {name} on every axis{also}; the claimed {claimed_name} "
+                f"differs in {', '.join(differs) or 'nothing observable'}{wd_note}{prec}")
+    pick = {a: (getattr(claimed, a) if getattr(claimed, a) in axes[a] else axes[a][0]) for a in AXES}
+    config = claimed.replace(**pick)
+    label = "axes: " + _axes_label(pick)
+    return (config, label,
+            f"profile: {label} — no named profile matches; checked against the exact axis combination the "
+            f"fingerprint found{wd_note}{prec}")
+
+
+def _profile_comparison(axes: dict, claimed: RAdamConfig) -> str:
+    for prof in PROFILES.values():
+        c = prof.config()
+        if all(getattr(c, a) == axes[a] for a in axes if a != "comparison"):
+            return c.comparison
+    return claimed.comparison
+
+
+def _matching_profile(config: RAdamConfig, prefer: str | None = None) -> str | None:
+    names = [n for n, p in PROFILES.items()
+             if all(getattr(p.config(), a) == getattr(config, a) for a in AXES if a != "comparison")]
+    if prefer in names:
+        return prefer
+    return names[0] if names else None
+
+
+def _unexplained_axes(fp: Fingerprint) -> str:
+    missing = [a for a in AXES if a != "comparison" and not fp.axes.get(a)]
+    if missing:
+        return ", ".join(missing) + " (no value of these axes is consistent with every probe)"
+    return "every axis has a consistent value on some probes, but no single combination fits all"

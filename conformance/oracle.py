@@ -13,7 +13,12 @@ claimed profile:
 * ``flips``: steps whose threshold decision is flipped, to build the alternative
   trajectory of the "acceptable" verdict (see :mod:`.tolerance`);
 * ``schedule_fn``: replaces the step scalars (used by :mod:`.diagnose` to model a
-  defect such as float32 step-scalar arithmetic).
+  defect such as float32 step-scalar arithmetic);
+* ``update_fn``: replaces the per-element update (the one-term formula changes of
+  :mod:`.formulas`);
+* ``group_model``: a modelled parameter-group defect (:data:`GROUP_MODELS`): a step
+  counter per group, a cache of step scalars shared across groups, or a group
+  that steps with another group's hyperparameter.
 
 Beside the values, the oracle accumulates the error scale S_t of
 :class:`~.tolerance.ErrorScale`, from which the tolerance of every element at
@@ -37,7 +42,21 @@ try:  # the spec's per-element update with explicit step scalars
 except ImportError:  # pragma: no cover - kept in step with the spec
     _update_exact = None
 
-__all__ = ["Oracle", "Trajectory", "exact_schedule", "flip_schedule", "run_oracle"]
+__all__ = ["Oracle", "Trajectory", "exact_schedule", "flip_schedule", "run_oracle", "GROUP_MODELS"]
+
+#: Parameter-group defects the oracle can model (for diagnosis only):
+#:
+#: ``("step_per_group",)``: one step counter per group, advanced on every step for
+#:     every parameter of the group (a parameter whose gradient is None still
+#:     counts the step; its bias corrections run ahead).
+#: ``("shared_cache", fields)``: the step scalars of step t are cached in a ring of
+#:     10 slots keyed by t (the authors' ``buffer``), computed with the ``fields``
+#:     (hyperparameters among "lr", "betas") of whichever group reached step t
+#:     first.  Groups built in the constructor whose betas differ from the first
+#:     group's get their own cache; every other group, and every group added later,
+#:     shares the first group's.
+#: ``("first_group", field)``: every group steps with the first group's ``field``.
+GROUP_MODELS = ("step_per_group", "shared_cache", "first_group")
 
 
 def flip_schedule(sched: StepSchedule, config: RAdamConfig) -> StepSchedule | None:
@@ -93,17 +112,54 @@ class Oracle:
         *,
         flips: frozenset = frozenset(),
         schedule_fn: Callable | None = None,
+        update_fn: Callable | None = None,
+        group_model: tuple | None = None,
     ) -> None:
         self.flips = frozenset(flips)
         self.schedule_fn = schedule_fn
+        self.update_fn = update_fn or _update_exact
+        if group_model is not None and group_model[0] not in GROUP_MODELS:
+            raise ValueError(f"group_model must start with one of {GROUP_MODELS}, got {group_model!r}")
+        self.group_model = group_model
         self.configs: list[RAdamConfig] = []
         self.states: list[list[_ParamState]] = []
+        self.group_counts: list[int] = []
+        self.caches: list = []  # per group: the shared ring of 10 cache slots it uses
+        self._constructed = False
         for group in groups:
             self.add_group(group)
+        self._constructed = True
 
     def add_group(self, group: Group) -> None:
-        self.configs.append(group.config)
+        config = group.config
+        model = self.group_model
+        if model is not None and model[0] == "shared_cache":
+            if not self.caches:
+                self.caches.append([None] * 10)
+            elif self._constructed or config.betas == self.configs[0].betas:
+                self.caches.append(self.caches[0])
+            else:
+                self.caches.append([None] * 10)
+        self.configs.append(config)
+        self.group_counts.append(0)
         self.states.append([_ParamState(p) for p in group.params])
+
+    def _effective(self, gi: int, config: RAdamConfig, t: int) -> RAdamConfig:
+        """The config whose scalars the modelled defect uses for group ``gi`` at step t."""
+        model = self.group_model
+        if model is None:
+            return config
+        if model[0] == "first_group":
+            field = model[1]
+            return config.replace(**{field: getattr(self.configs[0], field)})
+        if model[0] == "shared_cache":
+            ring = self.caches[gi]
+            slot = ring[t % 10]
+            if slot is not None and slot[0] == t:
+                cached = slot[1]
+                return config.replace(**{f: getattr(cached, f) for f in model[1]})
+            ring[t % 10] = (t, config)
+        return config
 
     def _schedule(self, gi: int, config: RAdamConfig, t: int) -> StepSchedule:
         sched = self.schedule_fn(config, t) if self.schedule_fn else exact_schedule(config, t)
@@ -115,16 +171,22 @@ class Oracle:
 
     def step(self, grads) -> None:
         """One optimizer step: ``grads[group][param]`` is an array or None (skip)."""
+        per_group = self.group_model is not None and self.group_model[0] == "step_per_group"
         for gi, (config, states, group_grads) in enumerate(zip(self.configs, self.states, grads)):
+            self.group_counts[gi] += 1
             for st, g in zip(states, group_grads):
                 if g is None:
                     continue
                 g = np.asarray(g, dtype=np.float64)
-                t = st.count + 1
-                sched = self._schedule(gi, config, t)
-                sched_next = self._schedule(gi, config, t + 1) if config.nesterov else None
+                t = self.group_counts[gi] if per_group else st.count + 1
+                used = self._effective(gi, config, t)
+                sched = self._schedule(gi, used, t)
+                sched_next = self._schedule(gi, used, t + 1) if config.nesterov else None
+                # the moments always use the group's own betas; a modelled defect
+                # changes only the step scalars (from ``used``) and the lr
+                config_step = config if used.lr == config.lr else config.replace(lr=used.lr)
                 with np.errstate(all="ignore"):
-                    p, m, v = _update_exact(np, config, sched, sched_next, st.p, g, st.m, st.v)
+                    p, m, v = self.update_fn(np, config_step, sched, sched_next, st.p, g, st.m, st.v)
                 st.err.update(config, sched, sched_next, t, st.p, g, v, p)
                 st.p, st.m, st.v, st.count = p, m, v, t
 
@@ -149,14 +211,15 @@ class Trajectory:
 
 
 def run_oracle(scenario: Scenario, *, flips: frozenset = frozenset(), schedule_fn=None,
-               real_groups=None) -> Trajectory:
+               real_groups=None, update_fn=None, group_model=None) -> Trajectory:
     """The oracle's trajectory over ``scenario`` (real views of complex values)."""
     from ._dtypes import real_view
 
     def real(group: Group) -> Group:
         return Group([real_view(p) for p in group.params], group.config)
 
-    oracle = Oracle([real(g) for g in scenario.groups], flips=flips, schedule_fn=schedule_fn)
+    oracle = Oracle([real(g) for g in scenario.groups], flips=flips, schedule_fn=schedule_fn,
+                    update_fn=update_fn, group_model=group_model)
     steps, values, scales = [], [], []
     for t in range(1, scenario.steps + 1):
         if t in scenario.added:

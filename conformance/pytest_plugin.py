@@ -12,9 +12,13 @@ the style of array-api-tests:
   --radam-max-examples N     Hypothesis examples per drawn property
   --radam-seed N             Hypothesis seed
   --radam-horizon STEPS      steps of the long-horizon check
+  --radam-timeout SECONDS    time limit of the target's child process (default 300)
 
-Each check is one test: a failure prints the report (first failing step,
-expected vs got, most likely axis, repro); "not supported" is a skip.
+The target runs in a child process (:mod:`.isolation`), once per session, with
+the checks the session selected (``-k`` works); a target that exits, crashes or
+hangs fails every selected test with the reason, and cannot touch pytest's own
+process.  Each check is one test: a failure prints its findings (first failing
+step, expected vs got, cause, repro); "not supported" is a skip.
 """
 
 from __future__ import annotations
@@ -39,6 +43,8 @@ def pytest_addoption(parser) -> None:
     group.addoption("--radam-seed", type=int, default=0, metavar="N", help="Hypothesis seed")
     group.addoption("--radam-horizon", type=int, default=None, metavar="STEPS",
                     help="steps of the long-horizon check")
+    group.addoption("--radam-timeout", type=float, default=None, metavar="SECONDS",
+                    help="time limit of the target's child process (default 300)")
 
 
 def pytest_configure(config) -> None:
@@ -57,12 +63,24 @@ def pytest_collection_modifyitems(config, items) -> None:
         )
 
 
+def _selected_checks(session) -> list:
+    from radam_ref.conformance.checks import CHECKS
+
+    chosen = []
+    for item in getattr(session, "items", ()):
+        callspec = getattr(item, "callspec", None)
+        check = callspec.params.get("check") if callspec is not None else None
+        if check in CHECKS and check not in chosen:
+            chosen.append(check)
+    return [c for c in CHECKS if c in chosen]
+
+
 @pytest.fixture(scope="session")
-def radam_context(request):
-    """The check context built from the --radam-* flags (fingerprinted for auto)."""
-    from radam_ref.conformance.adapters.registry import TargetUnavailable, resolve_target
-    from radam_ref.conformance.checks import Context
-    from radam_ref.conformance.fingerprint import fingerprint
+def radam_report(request):
+    """The :class:`Report` of the target named by the --radam-* flags, run in a
+    child process with the selected checks."""
+    from radam_ref.conformance.adapters.registry import TargetUnavailable, check_kwargs
+    from radam_ref.conformance.isolation import DEFAULT_TIMEOUT, run_isolated
     from radam_ref.conformance.runner import DEFAULT_HORIZON, DEFAULT_MAX_EXAMPLES
 
     config = request.config
@@ -72,21 +90,22 @@ def radam_context(request):
         kwargs = json.loads(raw) if raw else {}
     except json.JSONDecodeError as exc:
         raise pytest.UsageError(f"--radam-kwargs: invalid JSON {raw!r} ({exc})") from None
-    profile = config.getoption("--radam-profile")
+    if not isinstance(kwargs, dict):
+        raise pytest.UsageError(f"--radam-kwargs must be a JSON object, got {raw!r}")
+    problem = check_kwargs(kwargs)
+    if problem:
+        raise pytest.UsageError(problem.replace("--kwargs", "--radam-kwargs"))
     try:
-        target = resolve_target(name, kwargs, profile=profile)
-    except TargetUnavailable as exc:
+        report = run_isolated(
+            name, kwargs, timeout=config.getoption("--radam-timeout") or DEFAULT_TIMEOUT,
+            profile=config.getoption("--radam-profile"), dtype=config.getoption("--radam-dtype"),
+            checks=_selected_checks(request.session) or None,
+            max_examples=config.getoption("--radam-max-examples") or DEFAULT_MAX_EXAMPLES,
+            seed=config.getoption("--radam-seed"),
+            horizon=config.getoption("--radam-horizon") or DEFAULT_HORIZON,
+        )
+    except (TargetUnavailable, ValueError) as exc:
         raise pytest.UsageError(f"--radam-target: {exc}") from None
-    dtype = config.getoption("--radam-dtype") or target.default_dtype
-    if dtype not in target.dtypes:
-        raise pytest.UsageError(f"--radam-dtype: {name} does not support {dtype!r} ({', '.join(target.dtypes)})")
-    base = target.claimed_config()
-    fp = fingerprint(target, base)
-    if profile == "auto" and fp.consistent and fp.config is not None:
-        base = fp.config
-    return Context(
-        target, base, profile or target.profile, dtype=dtype,
-        max_examples=config.getoption("--radam-max-examples") or DEFAULT_MAX_EXAMPLES,
-        seed=config.getoption("--radam-seed"),
-        horizon=config.getoption("--radam-horizon") or DEFAULT_HORIZON,
-    ), fp
+    if report.verdict == "usage error":
+        raise pytest.UsageError(f"--radam-target: {report.message}")
+    return report

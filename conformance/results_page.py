@@ -1,6 +1,10 @@
 """The committed results page: verdicts and fingerprints of torch.optim.RAdam and
 optax.radam under their own and the paper profile, every finding with its repro,
-and the ``--all`` survey.
+the third-party RAdams people use (timm, torch_optimizer, pytorch_optimizer and
+the paper authors' ``radam.py`` when ``RADAM_REF_AUTHORS_FILE`` points at it),
+checked with no ``--profile``, each with what a reader of its source concludes,
+its findings and their causes, and a short repro per finding that this page's
+generator runs (its output is on the page), and the ``--all`` survey.
 
 Regenerate with ``radam-ref conformance --results-page docs/conformance-results.md``
 (or ``make results``).  Everything on the page comes from the runs; the only
@@ -17,7 +21,152 @@ from .checks import CHECKS
 from .report import SYMBOLS, fingerprint_line
 from .runner import Report, run_conformance
 
-__all__ = ["RUNS", "build_results_page", "write_results_page"]
+__all__ = ["RUNS", "THIRD_PARTY", "build_results_page", "write_results_page", "third_party_section"]
+
+#: Third-party targets checked with no --profile (the authors' file only when
+#: RADAM_REF_AUTHORS_FILE is set).
+THIRD_PARTY = (
+    ("timm.optim.RAdam", {}),
+    ("timm.optim.RAdamLegacy", {}),
+    ("torch_optimizer.RAdam", {}),
+    ("pytorch_optimizer.RAdam", {}),
+    ("authors.RAdam", {}),
+    ("authors.PlainRAdam", {}),
+)
+
+_AUTHORS_NOTE = (
+    "`p.data.float()` … `p.data.copy_(p_data_fp32)` computes in float32 whatever the parameter dtype (float64 "
+    "parameters get float32 results; `.float()` of a complex tensor keeps the real part, so copying back zeroes "
+    "the imaginary part)."
+)
+
+#: What a careful reader of each target's source concludes (shown beside its verdict).
+READING = {
+    "timm.optim.RAdam": (
+        "`timm/optim/__init__.py` re-exports `torch.optim.RAdam` (`from torch.optim import … RAdam`): the same "
+        "class, so the same claim (`torch`: ρ_t > 5, ε before bias correction, L2 weight decay, SGD with "
+        "bias-corrected momentum before rectification) and the same verdict as torch's own."
+    ),
+    "timm.optim.RAdamLegacy": (
+        "The authors' code before 2021: ρ_t ≥ 5, ε added to sqrt(v) before bias correction, decoupled decay "
+        "θ − (αλ)θ on every step, SGD with bias-corrected momentum before rectification — the `timm` profile.  "
+        "The per-step cache of the original was removed (a comment in the source says why).  "
+        "`p.float()` … `p.copy_(p_fp32)` computes in float32 whatever the parameter dtype: float64 parameters "
+        "get float32 results, and complex parameters lose their imaginary part."
+    ),
+    "torch_optimizer.RAdam": (
+        "The authors' code before 2021 (SGD with bias-corrected momentum before rectification) with decoupled "
+        "decay θ − (αλ)θ on every step (its docstring calls `weight_decay` an L2 penalty; the code decays θ "
+        "directly) — the `timm` profile.  The step size, with lr and β baked in, is cached per step number in "
+        "`group['buffer']`, one list shared by every group whose betas equal the constructor's (the constructor "
+        "gives a group its own buffer only when its betas differ): groups that differ in lr alone step with the "
+        "lr of whichever group computed that step number first, and a group added with `add_param_group` "
+        "shares the buffer whatever its betas.  " + _AUTHORS_NOTE
+    ),
+    "pytorch_optimizer.RAdam": (
+        "ρ_t ≥ `n_sma_threshold` (5), ε before bias correction, no update before rectification "
+        "(`degenerated_to_sgd=False`), decoupled decay θ·(1 − αλ) only on the steps that move θ — the `authors` "
+        "axes, in its own arithmetic (complex parameters as real views).  Three defects: L2 weight decay "
+        "(`weight_decouple=False`) is silently dropped (`apply_weight_decay` is called with `grad=None` on the "
+        "per-parameter path, and the foreach path decays only when decoupled); `maximize=True` negates `p.grad` "
+        "in place (`grad.neg_()`, `torch._foreach_neg_`); the step counter is `group['step']`, advanced for the "
+        "whole group on every step, so a parameter without a gradient still counts the step."
+    ),
+    "authors.RAdam": (
+        "The `authors` profile: ρ_t ≥ 5, ε before bias correction, no update before rectification "
+        "(`degenerated_to_sgd=False`), decay θ − (αλ)θ only on the steps that move θ.  `group['buffer']` caches "
+        "N_sma and the step size per step number; both depend on β₁ and β₂ (lr is applied outside the cache, "
+        "so lr never leaks).  The constructor gives a group its own buffer when its betas differ from the "
+        "constructor's, so constructor groups never share a wrong entry; a group added with `add_param_group` "
+        "gets the default buffer whatever its betas, and steps with the β-dependent rectification decision and "
+        "step size of the group that first computed each step number.  " + _AUTHORS_NOTE
+    ),
+    "authors.PlainRAdam": (
+        "The same update as `RAdam` without the cache (the `authors` profile), written with the deprecated "
+        "`add_(scalar, tensor)` signatures (torch warns).  " + _AUTHORS_NOTE
+    ),
+}
+
+_LOAD = {
+    "timm.optim.RAdamLegacy": ("from radam_ref.conformance.adapters.third_party import load_timm_radam\n"
+                               "CLS = load_timm_radam().RAdamLegacy"),
+    "torch_optimizer.RAdam": "from torch_optimizer import RAdam as CLS",
+    "pytorch_optimizer.RAdam": "from pytorch_optimizer import RAdam as CLS",
+    "authors.RAdam": ("import os\nfrom radam_ref.conformance.adapters.third_party import load_file_module\n"
+                      "CLS = load_file_module(os.environ['RADAM_REF_AUTHORS_FILE']).RAdam"),
+    "authors.PlainRAdam": ("import os\nfrom radam_ref.conformance.adapters.third_party import load_file_module\n"
+                           "CLS = load_file_module(os.environ['RADAM_REF_AUTHORS_FILE']).PlainRAdam"),
+}
+
+#: A short, plain-torch repro of each cause (CLS is the target's class).
+SNIPPETS = {
+    "precision/float32_update": """\
+x = torch.tensor([1 / 3, -2 / 3], dtype=torch.float64)
+opt = CLS([x], lr=0.1)
+for _ in range(6):  # the 6th step is rectified for β₂ = 0.999
+    x.grad = torch.tensor([0.5, 0.25], dtype=torch.float64)
+    opt.step()
+print(x.tolist())
+print("every value a float32 number:", all(float(torch.tensor(v, dtype=torch.float32)) == v for v in x.tolist()))
+""",
+    "complex/imag_zeroed": """\
+z = torch.tensor([1 + 2j, -0.5 + 0.25j], dtype=torch.complex128)
+opt = CLS([z], lr=0.1)
+for _ in range(6):
+    z.grad = torch.tensor([0.5 + 0.5j, 0.25 - 0.125j], dtype=torch.complex128)
+    opt.step()
+print("imaginary parts:", z.imag.tolist())  # the spec moves both parts; these started at 2 and 0.25
+""",
+    "groups/shared_cache": """\
+a, b = torch.tensor([1.0]), torch.tensor([1.0])
+opt = CLS([{"params": [a], "lr": 1.0}, {"params": [b], "lr": 1e-3}])  # equal betas, lr alone differs
+a.grad, b.grad = torch.tensor([1.0]), torch.tensor([1.0])
+opt.step()
+print("b:", b.item(), "(the spec: 1 - 1e-3 = 0.999; b took a's step of lr 1.0)")
+""",
+    "groups/added_group_shares_state": """\
+a, b, c = torch.tensor([1.0]), torch.tensor([1.0]), torch.tensor([1.0])
+opt = CLS([a], lr=0.1, betas=(0.9, 0.999))
+alone = CLS([c], lr=0.1, betas=(0.5, 0.9))  # the added group, in an optimizer of its own
+for t in range(1, 11):
+    if t == 3:
+        opt.add_param_group({"params": [b], "lr": 0.1, "betas": (0.5, 0.9)})
+    a.grad = torch.tensor([1.0])
+    if t >= 3:
+        b.grad, c.grad = torch.tensor([1.0]), torch.tensor([1.0])
+        alone.step()
+    opt.step()
+print("added group:", b.item(), " same group alone:", c.item())  # equal in the spec
+""",
+    "groups/step_per_group": """\
+a, b, c = torch.tensor([1.0]), torch.tensor([1.0]), torch.tensor([1.0])
+opt = CLS([a, b], lr=0.1, degenerated_to_sgd=True)
+alone = CLS([c], lr=0.1, degenerated_to_sgd=True)  # b's gradients only
+for t in range(1, 4):
+    a.grad = torch.tensor([1.0])
+    b.grad = None if t == 1 else torch.tensor([1.0])
+    if t > 1:
+        c.grad = torch.tensor([1.0])
+        alone.step()
+    opt.step()
+print("b:", b.item(), " alone:", c.item())  # equal in the spec: b's counter starts at its first gradient
+""",
+    "weight_decay/ignored": """\
+x = torch.tensor([1.0])
+opt = CLS([x], lr=0.1, weight_decay=0.5, weight_decouple=False, degenerated_to_sgd=True)
+x.grad = torch.tensor([0.0])
+opt.step()
+print("x:", x.item(), "(L2: the gradient becomes 0 + 0.5·x, so x moves to 0.95)")
+""",
+    "inputs/grad_modified_maximize": """\
+x = torch.tensor([1.0])
+opt = CLS([x], lr=0.1, maximize=True)
+g = torch.tensor([0.5])
+x.grad = g
+opt.step()
+print("p.grad after the step:", g.item())  # the step must not write into its gradient
+""",
+}
 
 #: (name, kwargs, profile) of the detailed runs.
 RUNS = (
@@ -91,7 +240,8 @@ def _md_escape(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def build_results_page(reports: list, survey: list, *, max_examples: int, seed: int, horizon: int) -> str:
+def build_results_page(reports: list, survey: list, *, max_examples: int, seed: int, horizon: int,
+                       third_party: list | None = None) -> str:
     lines = [
         "# Conformance results",
         "",
@@ -158,6 +308,8 @@ def build_results_page(reports: list, survey: list, *, max_examples: int, seed: 
             lines.append("")
     if not any_finding:
         lines += ["None.", ""]
+    if third_party:
+        lines += third_party_section(third_party)
     lines += ["## Against the paper profile", "",
               "Checked against `paper`, torch.optim.RAdam and optax.radam fail by design: they are other "
               "variants.  The first failing check and its diagnosed axis:", ""]
@@ -182,6 +334,71 @@ def build_results_page(reports: list, survey: list, *, max_examples: int, seed: 
     return "\n".join(lines)
 
 
+def _run_snippet(source: str) -> tuple[str, str | None]:
+    """Run a repro snippet; (its standard output, None) or (output, the error)."""
+    import contextlib
+    import io
+    import warnings
+
+    out = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(out), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            exec(compile(source, "<repro>", "exec"), {"__name__": "__repro__"})  # noqa: S102 - our own snippet
+    except Exception as exc:  # noqa: BLE001 - reported on the page
+        return out.getvalue(), f"{type(exc).__name__}: {exc}"
+    return out.getvalue(), None
+
+
+def third_party_section(reports: list) -> list:
+    """Markdown lines of the third-party section (see the module docstring)."""
+    lines = ["## Third-party RAdams, with no `--profile`", "",
+             "Each target is checked with `radam-ref conformance TARGET` and nothing else: the suite fingerprints "
+             "it and checks it against the profile it follows.  Every finding names its cause from the catalogue "
+             "(`radam_ref.conformance.causes`, [the diagnosis table](conformance.md#diagnosis)); each comes with "
+             "a short plain-torch repro that the page's generator ran (its output is shown).", "",
+             "| target | profile checked, and why | verdict | findings (cause) |", "|---|---|---|---|"]
+    for rep in reports:
+        if not rep.installed:
+            lines.append(f"| {rep.target} | | not installed | {_md_escape(rep.message)} |")
+            continue
+        findings = [f for r in rep.results for f in r.findings if f.severity == "fail"]
+        cells = "<br>".join(f"`{f.id}` {_md_escape(f.cause_text)} (`{f.cause}`)" for f in findings) or "—"
+        why = rep.message.split("\n")[0]
+        lines.append(f"| {rep.target} | {_md_escape(why)} | **{rep.verdict}** | {cells} |")
+    lines.append("")
+    for rep in reports:
+        if not rep.installed:
+            continue
+        lines += [f"### {rep.target}", ""]
+        reading = READING.get(rep.name)
+        if reading:
+            lines += [f"**Reading the source.** {reading}", ""]
+        lines += [f"**Verdict: {rep.verdict}.** {_md_escape(rep.message.splitlines()[0] if rep.message else '')}", ""]
+        findings = [f for r in rep.results for f in r.findings if f.severity == "fail"]
+        done = set()
+        for f in findings:
+            lines.append(f"- `{f.id}` — {_md_escape(f.title)} — cause `{f.cause}`: {_md_escape(f.cause_text)}")
+        lines.append("")
+        for f in findings:
+            snippet = SNIPPETS.get(f.cause)
+            load = _LOAD.get(rep.name)
+            if snippet is None or load is None or f.cause in done:
+                continue
+            done.add(f.cause)
+            source = f"import torch\n{load}\n{snippet}"
+            output, error = _run_snippet(source)
+            info = "python" if not rep.name.startswith("authors.") else \
+                "python no-run (needs the authors' radam.py: set RADAM_REF_AUTHORS_FILE)"
+            lines += [f"Repro of `{f.cause}`" + (" (**did not reproduce**: " + error + ")" if error else "") + ":",
+                      "", f"```{info}", source.rstrip(), "```", ""]
+            if output and not error:
+                lines += ["```text output", output.rstrip(), "```", ""]
+        if not findings:
+            lines += ["No finding.", ""]
+    return lines
+
+
 def write_results_page(path: str, *, max_examples: int, seed: int, horizon: int) -> str:
     reports = []
     for name, kwargs, profile in RUNS:
@@ -204,7 +421,19 @@ def write_results_page(path: str, *, max_examples: int, seed: int, horizon: int)
         except TargetUnavailable as exc:
             survey.append(Report(target_label(name, kwargs), "", "", installed=False, message=str(exc),
                                  name=name, kwargs=kwargs))
-    text = build_results_page(reports, survey, max_examples=max_examples, seed=seed, horizon=horizon)
+    third = []
+    for name, kwargs in THIRD_PARTY:
+        cached = next((r for r in survey if r.name == name and r.kwargs == kwargs), None)
+        if cached is not None:  # the survey ran it with no --profile too
+            third.append(cached)
+            continue
+        try:
+            third.append(run_conformance(name, kwargs, max_examples=max_examples, seed=seed, horizon=horizon))
+        except TargetUnavailable as exc:
+            third.append(Report(target_label(name, kwargs), "", "", installed=False, message=str(exc),
+                                name=name, kwargs=kwargs))
+    text = build_results_page(reports, survey, max_examples=max_examples, seed=seed, horizon=horizon,
+                              third_party=third)
     with open(path, "w", encoding="utf-8") as fh:
         fh.write(text)
     return text

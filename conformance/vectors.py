@@ -17,10 +17,14 @@ expected after every step, with a per-element tolerance.
   (a threshold branch flipped inside the float32 window; the guarded 0/0 → 0
   update when ε = 0).
 
-Files are produced only by ``radam-ref vectors generate``; ``radam-ref vectors
-validate`` checks them against the schema, checks their internal consistency
-and that the generator reproduces them exactly (no hand edits).  ``radam-ref
-vectors check TARGET`` runs a target on them.
+Files are produced only by ``radam-ref vectors generate``, which seals each with
+digests of its content (:mod:`.vectors_integrity`).  ``radam-ref vectors
+validate`` reads a file strictly (size, depth, duplicate keys), checks it against
+the schema, checks the seal (naming any field edited since generation), the
+hyperparameters (each group's config must build a ``RAdamConfig`` without error
+or warning), the profile name and the internal consistency, and that the
+generator reproduces the file exactly (skipped with ``--no-regenerate``).
+``radam-ref vectors check TARGET`` runs a target on them.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ from ._dtypes import machine_epsilon, round_to
 from .oracle import Oracle, exact_schedule, run_oracle
 from .scenario import Group, Scenario, _hex, _unhex, config_from_json
 from .tolerance import K, ambiguous_steps, tolerance
+from .vectors_integrity import VectorFileError, check_integrity, load_strict, seal
 
 __all__ = [
     "SCHEMA_NAME",
@@ -49,6 +54,7 @@ __all__ = [
     "validate_file",
     "check_target",
     "VectorResult",
+    "VectorFileError",
 ]
 
 SCHEMA_NAME = "radam_vectors_schema_v1.json"
@@ -196,7 +202,7 @@ def generate(profile: str) -> dict:
                 tests.append(_test(tc_id, comment, flags, config, params, grads, dtype))
             groups.append({"type": "RAdamTrajectory", "dtype": dtype, "config": _config_json(config),
                            "tests": tests})
-    return {
+    return seal({
         "algorithm": "RAdam",
         "schema": SCHEMA_NAME,
         "schemaVersion": 1,
@@ -222,7 +228,7 @@ def generate(profile: str) -> dict:
             "epsilon": {d: _hex(machine_epsilon(d)) for d in _DTYPES},
         },
         "testGroups": groups,
-    }
+    })
 
 
 def dumps(data: dict) -> str:
@@ -241,45 +247,78 @@ def generate_all(out_dir: str | None = None, profiles=None) -> list:
 
 
 def load(path: str) -> dict:
-    with open(path, encoding="utf-8") as fh:
-        return json.load(fh)
+    """Read a vector file strictly: :class:`VectorFileError` for an oversized or
+    too deeply nested file, duplicate keys or invalid JSON; ``OSError`` if unreadable."""
+    return load_strict(path)
+
+
+def _check_group_config(index: int, group: dict, profile: str) -> list:
+    """The group's hyperparameters must make a RAdamConfig with no error and no warning."""
+    import warnings
+
+    where = f"testGroups[{index}].config"
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            config_from_json({**group["config"], "profile": profile})
+    except (ValueError, TypeError, OverflowError) as exc:
+        return [f"{where}: {exc}"]
+    return [f"{where}: {w.message}" for w in caught if issubclass(w.category, radam_ref.RAdamConfigWarning)]
+
+
+def _check_numbers(test: dict) -> list:
+    problems = []
+    for key in ("tolerance",):
+        for t, row in enumerate(test[key], start=1):
+            for i, x in enumerate(row):
+                value = _unhex(x)
+                if not value >= 0.0:  # inf is legal: where NaN is expected
+                    problems.append(f"tcId {test['tcId']}: {key}[{t - 1}][{i}] = {x} is negative or NaN")
+    return problems
 
 
 def validate_file(path: str, *, regenerate: bool = True) -> list:
-    """Problems with a vector file: schema, internal consistency, and (with
-    ``regenerate``) any difference from what the generator produces now."""
+    """Problems with a vector file: reading, schema, seal, hyperparameters, profile,
+    internal consistency, and (with ``regenerate``) any difference from what the
+    generator produces now.  ``OSError`` if the file cannot be opened."""
     from .schema import SchemaError, validate
 
-    data = load(path)
+    try:
+        data = load(path)
+    except VectorFileError as exc:
+        return [f"cannot read: {exc}"]
     with open(schema_path(), encoding="utf-8") as fh:
         schema = json.load(fh)
-    problems = []
     try:
         validate(data, schema)
     except SchemaError as exc:
         return [f"schema: {exc}"]
+    problems = check_integrity(data)
+    if data["profile"] not in PROFILES:
+        problems.append(f"profile: unknown profile {data['profile']!r} (known: {', '.join(PROFILES)})")
     ids = [t["tcId"] for g in data["testGroups"] for t in g["tests"]]
     if len(ids) != data["numberOfTests"]:
         problems.append(f"numberOfTests is {data['numberOfTests']} but the file holds {len(ids)} tests")
     if len(set(ids)) != len(ids):
         problems.append("tcId values are not unique")
-    for group in data["testGroups"]:
+    for index, group in enumerate(data["testGroups"]):
+        if data["profile"] in PROFILES:
+            problems.extend(_check_group_config(index, group, data["profile"]))
         for test in group["tests"]:
             n = len(test["grads"])
             for key in ("expected", "tolerance", "rectified", "rho"):
                 if len(test[key]) != n:
                     problems.append(f"tcId {test['tcId']}: {key} has {len(test[key])} entries for {n} steps")
+            problems.extend(_check_numbers(test))
             for flag in test["flags"]:
                 if flag not in data["notes"]:
                     problems.append(f"tcId {test['tcId']}: flag {flag!r} has no note")
             if (test["result"] == "acceptable") != ("alternatives" in test):
                 problems.append(f"tcId {test['tcId']}: result {test['result']!r} inconsistent with alternatives")
     if regenerate and not problems:
-        if data["profile"] not in PROFILES:
-            problems.append(f"unknown profile {data['profile']!r}")
-        elif dumps(generate(data["profile"])) != dumps(data):
-            problems.append("differs from what `radam-ref vectors generate` produces (edited by hand, or "
-                            "generated by another version: regenerate)")
+        if dumps(generate(data["profile"])) != dumps(data):
+            problems.append("differs from what `radam-ref vectors generate` produces (generated by "
+                            "another version: regenerate)")
     return problems
 
 

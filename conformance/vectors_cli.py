@@ -4,12 +4,14 @@
   validate [PATH ...]                         schema + consistency + "the generator reproduces it"
   check TARGET [--kwargs JSON] [--profile NAME]   run a target on its profile's vectors
 
-Exit status: 0 ok; 1 a file is invalid or a test fails; 2 usage or import error.
+Exit status: 0 ok; 1 a file is invalid or a test fails; 2 usage error (an
+unknown profile, a missing file or directory, bad JSON in --kwargs), one line.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 
 __all__ = ["register", "run"]
@@ -53,18 +55,23 @@ def run(args) -> int:
         for name in args.profile or ():
             if name not in PROFILES:
                 return _usage(f"--profile: unknown profile {name!r} (known: {', '.join(PROFILES)})")
+        if args.out is not None and not os.path.isdir(args.out):
+            return _usage(f"--out: {args.out!r} is not an existing directory")
         paths = vectors.generate_all(args.out, args.profile)
         for path in paths:
             print(f"wrote {path}")
         return 0
     if command == "validate":
         paths = args.paths or [vectors.vector_path(p) for p in PROFILES]
+        for path in paths:
+            if not os.path.isfile(path):
+                return _usage(f"{path!r} is not an existing file")
         bad = 0
         for path in paths:
             try:
                 problems = vectors.validate_file(path, regenerate=not args.no_regenerate)
-            except (OSError, json.JSONDecodeError) as exc:
-                problems = [f"cannot read: {exc}"]
+            except OSError as exc:
+                return _usage(f"cannot read {path!r}: {exc.strerror or exc}")
             if problems:
                 bad += 1
                 print(f"INVALID {path}")

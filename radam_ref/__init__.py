@@ -7,7 +7,9 @@ NumPy, CuPy, PyTorch, JAX and array-api-strict.
   1 − β₁ᵗ, 1 − β₂ᵗ.
 - :func:`init` / :func:`step`: the pure functional step (Algorithm 2).
 - :class:`RAdamConfig` and :data:`PROFILES`: every axis on which published
-  implementations differ, as explicit options; ``RAdamConfig()`` is the paper.
+  implementations differ, as explicit options; ``RAdamConfig()`` is the paper,
+  ``RAdamConfig(profile="torch")`` torch's RAdam.  Legal settings that are almost
+  surely mistakes warn with :class:`RAdamConfigWarning`.
 - :func:`optax_transform`: the spec as an optax ``GradientTransformation``.
 
 Subpackages: ``radam_ref.backends`` (fast NumPy, CuPy and torch adapters, each
@@ -17,10 +19,12 @@ implementations against it).
 
 from ._config import (
     BEFORE_RECTIFICATION,
+    DECAY_FORMS,
     EPS_PLACEMENTS,
     NONFINITE_POLICIES,
     WEIGHT_DECAY_MODES,
     RAdamConfig,
+    RAdamConfigWarning,
 )
 from ._optax import optax_transform
 from ._profiles import PROFILES, Profile
@@ -34,12 +38,14 @@ __all__ = [
     "ArraySchedule",
     "BEFORE_RECTIFICATION",
     "COMPARISONS",
+    "DECAY_FORMS",
     "EPS_PLACEMENTS",
     "NONFINITE_POLICIES",
     "NonFiniteGradientError",
     "PROFILES",
     "Profile",
     "RAdamConfig",
+    "RAdamConfigWarning",
     "RAdamState",
     "StepSchedule",
     "WEIGHT_DECAY_MODES",

@@ -38,6 +38,26 @@ The axes (see SPEC-NOTES in the project docs and ``docs/spec.md``):
     state and θ exactly as the formulas say.  ``"raise"``: the step checks every
     gradient first and raises ``NonFiniteGradientError`` (a ``ValueError``) before
     anything changes (this reads the data, so it cannot run under ``jax.jit``).
+
+``profile``
+    The named profile (``radam_ref.PROFILES``) the config starts from: every field
+    not passed explicitly takes that profile's value, so ``RAdamConfig(profile="torch")``
+    equals ``RAdamConfig.from_profile("torch")``, and ``RAdamConfig(profile="torch",
+    threshold=4.0)`` is torch's RAdam with the paper's threshold (still labelled
+    ``"torch"``: the label names the starting point, the fields say what runs).
+    Unknown names raise ``ValueError``.
+
+Settings that are legal but almost surely mistakes emit :class:`RAdamConfigWarning`
+(a ``RuntimeWarning``):
+
+* α·λ ≥ 1 with decoupled weight decay: θ ← θ(1 − αλ) zeroes θ or flips its sign on
+  every step;
+* a threshold ≥ ρ∞ = 2/(1 − β₂) − 1 while ρ∞ > 4: ρ_t < ρ∞ for every t, so the
+  update is never rectified although the paper's threshold 4 would rectify it.
+  β₂ ≤ 0.6 (ρ∞ ≤ 4) does not warn: there RAdam *is* SGD with bias-corrected
+  momentum for any threshold ≥ 4, the degeneration the paper describes (§4.2);
+* lr > 1: an RAdam step moves each element by about α (r_t ≤ 1, |m̂/v̂| ≈ 1), so
+  α > 1 is far outside every published setting (1e-4 … 1e-1).
 """
 
 from __future__ import annotations
@@ -45,6 +65,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import numbers
+from fractions import Fraction
 from typing import Any
 
 from ._schedule import COMPARISONS
@@ -56,6 +77,7 @@ __all__ = [
     "BEFORE_RECTIFICATION",
     "NONFINITE_POLICIES",
     "DECAY_FORMS",
+    "RAdamConfigWarning",
 ]
 
 EPS_PLACEMENTS = ("before_bias_correction", "after_bias_correction")
@@ -63,6 +85,32 @@ WEIGHT_DECAY_MODES = ("none", "l2", "decoupled", "decoupled_moving")
 BEFORE_RECTIFICATION = ("sgd_momentum", "none")
 NONFINITE_POLICIES = ("propagate", "raise")
 DECAY_FORMS = ("subtract", "multiply")
+
+
+#: Values of the fields that no profile sets (see :class:`RAdamConfig`).
+_BASE = dict(
+    lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, threshold=4.0, comparison=">",
+    eps_placement="before_bias_correction", eps_root=0.0, weight_decay_mode="decoupled",
+    decay_form="subtract", before_rectification="sgd_momentum", nesterov=False, maximize=False,
+    nonfinite="propagate",
+)
+
+#: Above this learning rate the config warns (see the module docstring).
+HUGE_LR = 1.0
+
+
+class RAdamConfigWarning(RuntimeWarning):
+    """A legal RAdamConfig that is almost surely a mistake (see ``radam_ref._config``)."""
+
+
+class _FromProfile:
+    """Default of every RAdamConfig field: "the value of the config's profile"."""
+
+    def __repr__(self) -> str:
+        return "<from profile>"
+
+
+_FROM_PROFILE: Any = _FromProfile()
 
 
 def _real(name: str, value: Any) -> float:
@@ -86,7 +134,8 @@ def _choice(name: str, value: Any, choices: tuple) -> Any:
 
 @dataclasses.dataclass(frozen=True)
 class RAdamConfig:
-    """Hyperparameters of one RAdam step.  ``RAdamConfig()`` is the ``paper`` profile.
+    """Hyperparameters of one RAdam step.  ``RAdamConfig()`` is the ``paper`` profile;
+    ``RAdamConfig(profile=name, **fields)`` is profile ``name`` with ``fields`` overridden.
 
     Attributes:
         lr: step size α ≥ 0 (Alg. 2 input α_t; a schedule is the caller's business).
@@ -104,30 +153,41 @@ class RAdamConfig:
         nesterov: optax's Nesterov momentum variant.
         maximize: ascend the objective.
         nonfinite: ``"propagate"`` or ``"raise"``.
-        profile: the name of the profile this config was built from (informational).
+        profile: the named profile the config starts from: fields not passed
+            explicitly take its values (default ``"paper"``); unknown names raise.
 
     Every axis is documented in this module's docstring.  The config is frozen and
     hashable, so it can be a static argument under ``jax.jit``.
     """
 
-    lr: float = 1e-3
-    betas: tuple[float, float] = (0.9, 0.999)
-    eps: float = 1e-8
-    weight_decay: float = 0.0
-    threshold: float = 4.0
-    comparison: str = ">"
-    eps_placement: str = "before_bias_correction"
-    eps_root: float = 0.0
-    weight_decay_mode: str = "decoupled"
-    decay_form: str = "subtract"
-    before_rectification: str = "sgd_momentum"
-    nesterov: bool = False
-    maximize: bool = False
-    nonfinite: str = "propagate"
+    lr: float = _FROM_PROFILE
+    betas: tuple[float, float] = _FROM_PROFILE
+    eps: float = _FROM_PROFILE
+    weight_decay: float = _FROM_PROFILE
+    threshold: float = _FROM_PROFILE
+    comparison: str = _FROM_PROFILE
+    eps_placement: str = _FROM_PROFILE
+    eps_root: float = _FROM_PROFILE
+    weight_decay_mode: str = _FROM_PROFILE
+    decay_form: str = _FROM_PROFILE
+    before_rectification: str = _FROM_PROFILE
+    nesterov: bool = _FROM_PROFILE
+    maximize: bool = _FROM_PROFILE
+    nonfinite: str = _FROM_PROFILE
     profile: str = "paper"
 
     def __post_init__(self) -> None:
         s = object.__setattr__
+        if not isinstance(self.profile, str):
+            raise TypeError(f"profile must be a string, got {self.profile!r}")
+        from ._profiles import PROFILES
+
+        if self.profile not in PROFILES:
+            raise ValueError(f"Unknown profile: {self.profile!r} (known: {sorted(PROFILES)})")
+        chosen = PROFILES[self.profile].options
+        for f in dataclasses.fields(self):
+            if getattr(self, f.name) is _FROM_PROFILE:
+                s(self, f.name, chosen.get(f.name, _BASE[f.name]))
         s(self, "lr", _nonnegative("learning rate", self.lr))
         s(self, "eps", _nonnegative("epsilon", self.eps))
         s(self, "eps_root", _nonnegative("eps_root", self.eps_root))
@@ -160,8 +220,31 @@ class RAdamConfig:
         for flag in ("nesterov", "maximize"):
             if not isinstance(getattr(self, flag), bool):
                 raise TypeError(f"{flag} must be a bool, got {getattr(self, flag)!r}")
-        if not isinstance(self.profile, str):
-            raise TypeError(f"profile must be a string, got {self.profile!r}")
+        self._warn_if_suspicious()
+
+    def _warn_if_suspicious(self) -> None:
+        import warnings
+
+        problems = []
+        decay = self.lr * self.weight_decay
+        if self.weight_decay_mode in ("decoupled", "decoupled_moving") and decay >= 1.0:
+            problems.append(
+                f"lr * weight_decay = {decay!r} >= 1 with decoupled weight decay: "
+                "theta <- theta*(1 - lr*weight_decay) zeroes theta or flips its sign on every step"
+            )
+        b2 = self.beta2
+        rho_inf = 2 / (1 - Fraction(b2)) - 1   # exact for the float β₂ (ρ_t < ρ∞ for every t)
+        if rho_inf > 4 and self.threshold >= rho_inf:
+            problems.append(
+                f"threshold {self.threshold!r} >= rho_inf = {float(rho_inf)!r} (beta2 = {b2!r}): "
+                "rho_t < rho_inf for every t, so the update is never rectified"
+            )
+        if self.lr > HUGE_LR:
+            problems.append(
+                f"learning rate {self.lr!r} > {HUGE_LR}: each RAdam step moves every element by about lr"
+            )
+        for problem in problems:
+            warnings.warn(f"RAdamConfig: {problem}", RAdamConfigWarning, stacklevel=4)
 
     @property
     def beta1(self) -> float:

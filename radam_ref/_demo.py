@@ -15,9 +15,18 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    import numpy as np
+    import sys
 
     import radam_ref
+
+    if args.profile not in radam_ref.PROFILES:
+        print(f"radam-ref demo: error: --profile: unknown profile {args.profile!r} "
+              f"(known: {', '.join(radam_ref.PROFILES)})", file=sys.stderr)
+        return 2
+    if args.steps < 0:
+        print(f"radam-ref demo: error: --steps must be >= 0, got {args.steps}", file=sys.stderr)
+        return 2
+    import numpy as np
 
     config = radam_ref.RAdamConfig.from_profile(args.profile, lr=0.1)
     print(f"profile {config.profile!r}: betas={config.betas} eps={config.eps} "

@@ -4,17 +4,26 @@ implementation does, and cites the source it follows.
 ``PROFILES`` maps a name to a :class:`Profile`; ``RAdamConfig.from_profile(name,
 **overrides)`` builds its config.  The axes are explained in ``radam_ref._config``.
 
-==================  =========  ===  ======================  ================  ==============
-profile             threshold  cmp  eps placement           weight decay      before rect.
-==================  =========  ===  ======================  ================  ==============
-paper               4          >    before bias correction  decoupled         SGD momentum
-authors             5          >=   before bias correction  decoupled_moving  none
-torch               5          >    before bias correction  l2                SGD momentum
-torch_decoupled     5          >    before bias correction  decoupled         SGD momentum
-optax               5          >=   after (+ eps_root)      none              SGD momentum
-tf_addons           5          >=   after bias correction   decoupled         SGD momentum
-timm                5          >=   before bias correction  decoupled         SGD momentum
-==================  =========  ===  ======================  ================  ==============
+==================  =========  ===  ======================  ================  ==========  ==============
+profile             threshold  cmp  eps placement           weight decay      decay form  before rect.
+==================  =========  ===  ======================  ================  ==========  ==============
+paper               4          >    before bias correction  decoupled         subtract    SGD momentum
+authors             5          >=   before bias correction  decoupled_moving  subtract    none
+torch               5          >    before bias correction  l2                multiply    SGD momentum
+torch_decoupled     5          >    before bias correction  decoupled         multiply    SGD momentum
+optax               5          >=   after (+ eps_root)      none              multiply    SGD momentum
+tf_addons           5          >=   after bias correction   decoupled         subtract    SGD momentum
+timm                5          >=   before bias correction  decoupled         subtract    SGD momentum
+==================  =========  ===  ======================  ================  ==========  ==============
+
+``decay form`` is how decoupled weight decay is written: ``subtract`` θ − (αλ)θ,
+``multiply`` θ·(1 − αλ).  Equal in exact arithmetic; in float32 ``multiply`` rounds
+1 − αλ to a multiple of 2⁻²⁴ (0.135% too much decay at αλ = 1e-5, compounding
+over a run), ``subtract`` rounds only αλ.  The paper profile subtracts; profiles
+that reproduce a peer keep the peer's form (torch multiplies; optax has no decay
+of its own, its form only matters if weight decay is switched on).  Fields a
+profile does not set keep the ``paper`` values (λ = 0, eps_root = 0, no Nesterov,
+no maximize, non-finite values propagate).
 """
 
 from __future__ import annotations
@@ -60,7 +69,7 @@ _PROFILES = [
         doc=(
             "Adaptive update when rho_t > 4 (Alg. 2 line 9); r_t·m̂_t·sqrt(1-β₂ᵗ)/(sqrt(v_t)+ε); "
             "otherwise θ -= α·m̂_t (line 14, SGD with bias-corrected momentum); "
-            "θ *= 1 - α·λ every step."
+            "θ -= (α·λ)·θ every step (decay_form 'subtract')."
         ),
         options=dict(
             lr=1e-3, betas=(0.9, 0.999), eps=1e-8, threshold=4.0, comparison=">",

@@ -12,7 +12,7 @@ from typing import Any, Sequence
 
 import array_api_compat
 
-from ._tree import flatten, leaf_paths
+from ._tree import describe_mismatch, flatten, leaf_paths
 
 __all__ = ["NonFiniteGradientError", "check_leaves", "check_count", "check_structures"]
 
@@ -36,17 +36,44 @@ def check_structures(named_trees: Sequence[tuple[str, Any]]):
     """
     flat = [(name, *flatten(tree)) for name, tree in named_trees]
     first_name, _, first_def = flat[0]
-    for name, _, treedef in flat[1:]:
+    first_tree = named_trees[0][1]
+    for (name, _, treedef), (_, tree) in zip(flat[1:], named_trees[1:]):
         if treedef != first_def:
-            raise ValueError(
-                f"{name} has a different structure from {first_name}: "
-                f"{_structure_str(treedef)} vs {_structure_str(first_def)}"
-            )
+            where = describe_mismatch(first_name, first_tree, name, tree)
+            raise ValueError(f"{name} does not match {first_name}: {where}")
     return first_def, [leaves for _, leaves, _ in flat]
 
 
-def _structure_str(treedef) -> str:
-    return "".join(leaf_paths(treedef, "")) or "<array>"
+# What the checks learn about types and dtypes, kept: the answers depend only on
+# the type (or the namespace and dtype), and a step checks every leaf every call.
+_ARRAY_TYPES: set = set()
+_NAMESPACES: dict = {}
+_REAL_FLOATING: dict = {}
+
+
+def _is_array(x: Any) -> bool:
+    if type(x) in _ARRAY_TYPES:
+        return True
+    if array_api_compat.is_array_api_obj(x):
+        _ARRAY_TYPES.add(type(x))
+        return True
+    return False
+
+
+def _namespace(everything: list):
+    key = frozenset(type(x) for x in everything)
+    xp = _NAMESPACES.get(key)
+    if xp is None:
+        xp = _NAMESPACES[key] = array_api_compat.array_namespace(*everything)
+    return xp
+
+
+def _real_floating(xp, dtype) -> bool:
+    key = (xp, dtype)
+    found = _REAL_FLOATING.get(key)
+    if found is None:
+        found = _REAL_FLOATING[key] = bool(xp.isdtype(dtype, "real floating"))
+    return found
 
 
 def check_leaves(treedef, named_leaves: Sequence[tuple[str, list]]):
@@ -56,42 +83,48 @@ def check_leaves(treedef, named_leaves: Sequence[tuple[str, list]]):
     Returns the array namespace.
     """
     first_name, first_leaves = named_leaves[0]
-    paths = {name: leaf_paths(treedef, name) for name, _ in named_leaves}
+    cached_paths: dict = {}
+
+    def paths(name):  # leaf paths, for messages only
+        if name not in cached_paths:
+            cached_paths[name] = leaf_paths(treedef, name)
+        return cached_paths[name]
+
     if not first_leaves:
         raise ValueError(f"{first_name} holds no arrays")
     for name, leaves in named_leaves:
-        for path, x in zip(paths[name], leaves):
-            if not array_api_compat.is_array_api_obj(x):
-                raise TypeError(f"{path} must be an array, got {_describe(x)}")
+        for index, x in enumerate(leaves):
+            if not _is_array(x):
+                raise TypeError(f"{paths(name)[index]} must be an array, got {_describe(x)}")
     everything = [x for _, leaves in named_leaves for x in leaves]
     try:
-        xp = array_api_compat.array_namespace(*everything)
+        xp = _namespace(everything)
     except TypeError as exc:
         kinds = sorted({f"{type(x).__module__}.{type(x).__qualname__}" for x in everything})
         raise TypeError(f"arrays from more than one namespace: {kinds} ({exc})") from None
     reference_device = array_api_compat.device(first_leaves[0])
     for name, leaves in named_leaves:
-        for index, (path, x) in enumerate(zip(paths[name], leaves)):
+        for index, x in enumerate(leaves):
             ref = first_leaves[index]
-            if not xp.isdtype(x.dtype, "real floating"):
+            if not _real_floating(xp, x.dtype):
                 raise TypeError(
-                    f"{path} must have a real floating dtype, got {_describe(x)}"
+                    f"{paths(name)[index]} must have a real floating dtype, got {_describe(x)}"
                     + (" (view complex values as real pairs)" if xp.isdtype(x.dtype, "complex floating") else "")
                 )
             if tuple(x.shape) != tuple(ref.shape):
                 raise ValueError(
-                    f"{path} has shape {tuple(x.shape)} but {paths[first_name][index]} "
+                    f"{paths(name)[index]} has shape {tuple(x.shape)} but {paths(first_name)[index]} "
                     f"has shape {tuple(ref.shape)}"
                 )
             if x.dtype != ref.dtype:
                 raise TypeError(
-                    f"{path} has dtype {x.dtype} but {paths[first_name][index]} has dtype {ref.dtype}"
+                    f"{paths(name)[index]} has dtype {x.dtype} but {paths(first_name)[index]} has dtype {ref.dtype}"
                 )
             dev = array_api_compat.device(x)
             # A traced array (e.g. under jax.vjp) reports no device: nothing to compare.
             if dev != reference_device and dev is not None and reference_device is not None:
                 raise ValueError(
-                    f"{path} is on device {dev!r} but {paths[first_name][0]} is on "
+                    f"{paths(name)[index]} is on device {dev!r} but {paths(first_name)[0]} is on "
                     f"{reference_device!r}"
                 )
     return xp

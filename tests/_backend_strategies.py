@@ -38,6 +38,7 @@ def configs(draw, nonfinite: str = "propagate") -> RAdamConfig:
         "eps_placement": st.sampled_from(radam_ref.EPS_PLACEMENTS),
         "eps_root": st.sampled_from([0.0, 1e-8, 1e-2]),
         "weight_decay_mode": st.sampled_from(radam_ref.WEIGHT_DECAY_MODES),
+        "decay_form": st.sampled_from(radam_ref.DECAY_FORMS),
         "before_rectification": st.sampled_from(radam_ref.BEFORE_RECTIFICATION),
         "nesterov": st.booleans(),
         "maximize": st.booleans(),

@@ -80,7 +80,7 @@ def test_paper_profile_variants_are_named_after_their_flags():
     assert element_constants(config, 1)[0].variant == "momentum_decay"
     assert element_constants(config, 5)[0].variant == "adaptive_decay"
     names = {flags.variant for flags in all_variants()}
-    assert len(names) == 66 and "adaptive_eps_after_eps_root_l2_nesterov_maximize" in names
+    assert len(names) == 88 and "adaptive_eps_after_eps_root_l2_nesterov_maximize" in names
 
 
 @given(sizes=st.lists(st.integers(0, 100), max_size=12), chunk=st.integers(1, 33))

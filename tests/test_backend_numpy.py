@@ -320,7 +320,7 @@ def test_nonfinite_propagate_follows_ieee():
 def _bad_calls():
     yield "grads shape", [np.ones((2, 3)), np.ones(5)], ValueError, r"grads\[1\].*\(5,\)"
     yield "grads dtype", [np.ones((2, 3)), np.ones(4, np.float32)], TypeError, r"grads\[1\].*float32"
-    yield "grads structure", [np.ones((2, 3))], ValueError, "structure"
+    yield "grads structure", [np.ones((2, 3))], ValueError, "structure|does not match params"
     yield "grads not an array", [np.ones((2, 3)), 1.0], TypeError, r"grads\[1\] must be a numpy"
     yield "grads int", [np.ones((2, 3)), np.ones(4, np.int64)], TypeError, r"grads\[1\]"
 
@@ -406,7 +406,7 @@ def test_float16_conversions_are_exact_and_round_to_nearest_even():
     @njit
     def widen_all(bits, out):
         for i in range(bits.size):
-            out[i] = _widen(bits[i])
+            out[i] = _widen(bits[i], out)
 
     @njit
     def narrow_all(values, proto, out):

@@ -246,13 +246,14 @@ def group_options(draw, steps: int) -> dict:
     options["weight_decay"] = draw(st.sampled_from([0.0, 0.1]) | st.floats(0.0, 0.5))
     options["eps"] = draw(st.sampled_from([1e-8, 1e-3, 0.0]))
     chosen = draw(st.sets(st.sampled_from(
-        ["comparison", "eps_placement", "eps_root", "weight_decay_mode",
+        ["comparison", "eps_placement", "eps_root", "weight_decay_mode", "decay_form",
          "before_rectification", "nesterov", "maximize"])))
     values = {
         "comparison": st.sampled_from([">", ">="]),
         "eps_placement": st.sampled_from(radam_ref.EPS_PLACEMENTS),
         "eps_root": st.sampled_from([0.0, 1e-12, 1e-4]),
         "weight_decay_mode": st.sampled_from(radam_ref.WEIGHT_DECAY_MODES),
+        "decay_form": st.sampled_from(radam_ref.DECAY_FORMS),
         "before_rectification": st.sampled_from(radam_ref.BEFORE_RECTIFICATION),
         "nesterov": st.booleans(),
         "maximize": st.booleans(),

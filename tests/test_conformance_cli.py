@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import textwrap
 
 import pytest
@@ -38,27 +39,116 @@ def test_conforming_target_exits_0_and_writes_json(tmp_path, capsys):
     assert "radam_ref.step: conforms" in capsys.readouterr().out
 
 
-def test_failing_target_exits_1_with_step_axis_and_a_repro_that_reproduces(broken_module, tmp_path, capsys):
+def test_failing_target_exits_1_with_one_line_per_finding_and_a_replay_that_reproduces(broken_module, tmp_path,
+                                                                                      capsys):
     out = tmp_path / "report.json"
-    rc = main(["conformance", broken_module, "--check", "threshold", "--json", str(out), "--no-progress"])
+    rc = main(["conformance", broken_module, "--profile", "paper", "--check", "threshold", "--json", str(out),
+               "--no-progress"])
     assert rc == 1
     text = capsys.readouterr().out
-    assert "first failing step" in text and "most likely axis" in text
     (check,) = json.loads(out.read_text())["checks"]
     assert check["verdict"] == "fail"
     assert check["axis"].startswith("threshold: the target matches the spec with threshold ρ_t > 5")
     mismatch = check["mismatch"]
     assert mismatch["step"] >= 1 and abs(mismatch["got"] - mismatch["expected"]) > mismatch["tolerance"]
-    namespace = {}
-    exec(check["repro"], namespace)  # prints, and returns the outcome of the replay
-    outcome = eval(check["repro"].splitlines()[-2].strip() + check["repro"].splitlines()[-1].strip()[0:0]
-                   if False else "None", namespace)
+    finding = check["findings"][0] if check.get("findings") else None
+    ref = finding["id"] if finding else "threshold"
+    command = f"radam-ref replay {out} {ref}"
+    assert command in text  # one line, unwrapped
+    assert main(command.split()[1:]) == 1  # reproduced
+    replayed = capsys.readouterr().out
+    assert "reproduced" in replayed and f"step {mismatch['step']}," in replayed
+    # the Python repro in the JSON reproduces it too
     from radam_ref.conformance import replay
 
     scenario = check["repro"].split("r'''")[1].split("'''")[0]
     outcome = replay(broken_module, check="threshold", scenario=scenario, verbose=False)
     assert outcome.verdict == "fail"
     assert outcome.mismatch.step == mismatch["step"]
+
+
+def test_a_failing_run_prints_a_screenful_and_keeps_the_scenarios_in_the_json(broken_module, tmp_path, capsys,
+                                                                              monkeypatch):
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    monkeypatch.setenv("COLUMNS", "72")
+    rc = main(["conformance", broken_module, "--profile", "paper", "--check", "threshold", "--check", "trajectories",
+               "--check", "maximize", "--check", "long_horizon", "--horizon", "300", "--max-examples", "3",
+               "--json", "r.json"])
+    assert rc == 1
+    captured = capsys.readouterr()
+    lines = captured.out.splitlines()
+    assert len(lines) <= 50
+    assert "0x1." not in captured.out  # hex-float scenarios stay in the JSON
+    assert "0x1." in (work / "r.json").read_text()
+    boxed = [ln for ln in lines if ln[:1] in "┏┃┡│└"]
+    assert boxed and max(len(ln) for ln in boxed) <= 72  # COLUMNS honoured
+    replays = [ln.strip() for ln in lines if ln.strip().startswith("radam-ref replay r.json ")]
+    assert replays
+    assert "[1/1]" in captured.err and "threshold: fail" in captured.err  # progress on a piped run
+    assert sorted(os.listdir(work)) == ["r.json"]  # no .hypothesis/ or other stray files
+    rc = main(["conformance", broken_module, "--profile", "paper", "--check", "threshold", "--json", "r.json",
+               "--verbose", "--no-progress"])
+    assert "replay(" in capsys.readouterr().out  # the Python repro, only with --verbose
+
+
+def test_a_replay_line_copied_from_an_80_column_tmux_window_reproduces(broken_module, tmp_path):
+    """Run the CLI in a real terminal 80 columns wide, copy the replay line from the
+    pane (capture-pane -J joins what the terminal folded), paste it: it reproduces."""
+    import shlex
+    import shutil
+    import subprocess
+    import sys
+    import time
+
+    tmux = shutil.which("tmux")
+    if tmux is None:
+        pytest.skip("tmux is not installed (apt-get install tmux)")
+    bindir = os.path.dirname(sys.executable)
+    report_dir = tmp_path / "reports-of-the-conformance-suite" / "one-rather-long-directory-name"
+    report_dir.mkdir(parents=True)
+    report = report_dir / "conformance-report-of-the-broken-module.json"
+    env = {**os.environ, "PATH": bindir + os.pathsep + os.environ.get("PATH", ""),
+           "PYTHONPATH": str(tmp_path), "TERM": "xterm-256color"}
+    env.pop("COLUMNS", None)
+    env.pop("TMUX", None)
+    socket = f"radam-ref-test-{os.getpid()}"
+    command = (f"cd {shlex.quote(str(tmp_path))} && radam-ref conformance {broken_module} --profile paper "
+               f"--check threshold --no-progress --json {shlex.quote(str(report))}; echo __DONE__; sleep 120")
+    subprocess.run([tmux, "-L", socket, "-f", "/dev/null", "new-session", "-d", "-x", "80", "-y", "50",
+                    "-s", "conf", command], check=True, env=env)
+    try:
+        deadline = time.monotonic() + 240
+        pane = ""
+        while time.monotonic() < deadline:
+            pane = subprocess.run([tmux, "-L", socket, "capture-pane", "-p", "-J", "-S", "-", "-t", "conf"],
+                                  capture_output=True, text=True, env=env).stdout
+            if "__DONE__" in pane:
+                break
+            time.sleep(0.5)
+        width = subprocess.run([tmux, "-L", socket, "display-message", "-p", "-t", "conf", "#{pane_width}"],
+                               capture_output=True, text=True, env=env).stdout.strip()
+    finally:
+        subprocess.run([tmux, "-L", socket, "kill-server"], capture_output=True, env=env)
+    assert "__DONE__" in pane, pane
+    assert width == "80"
+    line = next(ln.strip() for ln in pane.splitlines() if ln.strip().startswith("radam-ref replay "))
+    assert len(line) > 80  # the terminal had to fold it
+    replayed = subprocess.run(shlex.split(line), capture_output=True, text=True, env=env, cwd=str(tmp_path),
+                              timeout=300)
+    assert replayed.returncode == 1, replayed.stdout + replayed.stderr
+    assert "reproduced" in replayed.stdout
+    step = json.loads(report.read_text())["checks"][0]["mismatch"]["step"]
+    assert f"step {step}," in replayed.stdout
+
+
+def test_replay_usage_errors(tmp_path, capsys):
+    assert main(["replay", str(tmp_path / "missing.json"), "threshold/1"]) == 2
+    assert "cannot read" in capsys.readouterr().err
+    (tmp_path / "r.json").write_text(json.dumps({"target": "radam_ref.step", "checks": []}))
+    assert main(["replay", str(tmp_path / "r.json"), "threshold/1"]) == 2
+    assert "no replayable finding 'threshold/1'" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("argv,needle", [
@@ -86,21 +176,60 @@ def test_profile_auto_checks_against_the_fingerprint(broken_module, capsys):
     rc = main(["conformance", broken_module, "--profile", "auto", "--check", "threshold", "--no-progress"])
     assert rc == 0
     out = capsys.readouterr().out
-    assert "profile auto" in out and "threshold 5" in out
+    assert "threshold 5" in out
 
 
-def test_all_surveys_every_builtin_target(tmp_path, capsys):
+def test_all_runs_every_builtin_target_and_says_which_are_not_available(tmp_path, capsys):
+    """Every third-party RAdam of the test environment runs under --all; the ones
+    that cannot are listed with the reason."""
     out = tmp_path / "all.json"
-    rc = main(["conformance", "--all", "--check", "side_effects", "--no-fingerprint",
+    rc = main(["conformance", "--all", "--check", "side_effects", "--no-fingerprint", "--max-examples", "2",
                "--json", str(out), "--no-progress"])
-    assert rc == 0  # the project's own targets conform
+    assert rc == 0  # the project's own targets conform; third-party findings are reported, not fatal
     data = json.loads(out.read_text())
     from radam_ref.conformance import ALL_TARGETS
 
     assert len(data) == len(ALL_TARGETS)
+    by_target = {r["target"]: r for r in data}
     own = [r for r in data if r["name"].startswith("radam_ref") and r["verdict"] != "not installed"]
     assert own and all(r["verdict"] == "conforms" for r in own)
+    assert all(r["verdict"] != "error" for r in data), [(r["target"], r["message"]) for r in data]
+    import importlib.util
+
+    for name, package in [("timm.optim.RAdam", "timm"), ("timm.optim.RAdamLegacy", "timm"),
+                          ("torch_optimizer.RAdam", "torch_optimizer"),
+                          ("pytorch_optimizer.RAdam", "pytorch_optimizer")]:
+        row = by_target[name]
+        if importlib.util.find_spec(package) is None:
+            assert row["verdict"] == "not installed" and package in row["message"]
+        else:
+            assert row["verdict"] in ("conforms", "does not conform"), (name, row["message"])
+            assert [c["check"] for c in row["checks"]] == ["side_effects"]
+    for name in ("authors.RAdam", "authors.PlainRAdam"):
+        row = by_target[name]
+        if os.environ.get("RADAM_REF_AUTHORS_FILE"):
+            assert row["verdict"] in ("conforms", "does not conform"), (name, row["message"])
+        else:
+            assert row["verdict"] == "not installed" and "set RADAM_REF_AUTHORS_FILE" in row["message"]
     assert "radam-ref conformance --all" in capsys.readouterr().out
+
+
+def test_an_installed_package_that_fails_to_import_is_reported_not_fatal(tmp_path, capsys, monkeypatch):
+    from radam_ref.conformance.adapters import registry
+
+    broken = tmp_path / "torch_optimizer"
+    broken.mkdir()
+    (broken / "__init__.py").write_text("raise RuntimeError('this install is broken')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(registry, "ALL_TARGETS", (("torch_optimizer.RAdam", {}), ("radam_ref.step", {})))
+    out = tmp_path / "all.json"
+    rc = main(["conformance", "--all", "--check", "threshold", "--no-fingerprint", "--max-examples", "2",
+               "--json", str(out), "--no-progress"])
+    assert rc == 0
+    first, second = json.loads(out.read_text())
+    assert first["verdict"] == "not installed"
+    assert "fails to load (RuntimeError: this install is broken)" in first["message"]
+    assert second["verdict"] == "conforms"
 
 
 def test_vectors_cli(tmp_path, capsys):

@@ -44,7 +44,8 @@ def test_vectors_cover_every_flag_and_both_verdicts():
 @pytest.mark.parametrize("mutate,needle", [
     (lambda d: d["testGroups"][0]["tests"][0].pop("tcId"), "missing required property 'tcId'"),
     (lambda d: d.__setitem__("numberOfTests", 3), "numberOfTests"),
-    (lambda d: d["testGroups"][0]["tests"][0]["expected"][0].__setitem__(0, "0x1.0p+0"), "differs from"),
+    (lambda d: d["testGroups"][0]["tests"][0]["expected"][0].__setitem__(0, "0x1.0p+0"),
+     "$.testGroups[0].tests[0].expected changed"),
     (lambda d: d["testGroups"][0]["tests"][0]["expected"][0].__setitem__(0, "1.0"), "does not match"),
     (lambda d: d["testGroups"][0]["tests"][0]["flags"].append("Unknown"), "has no note"),
 ])
@@ -146,3 +147,169 @@ def test_porting_guide_catches_a_broken_port(breakage, flag_text, capsys):
     out = capsys.readouterr().out
     assert f"({flag_text}) FAILS" in out
     assert ", 0 failed" not in out
+
+
+# --------------------------------------------------------------------------- #
+# Tampering: the seal names the edited field, without the generator
+# --------------------------------------------------------------------------- #
+
+
+def _flip_hex_digit(x: str) -> str:
+    i = x.index("x") + 4                       # a digit of the mantissa
+    return x[:i] + ("1" if x[i] != "1" else "2") + x[i + 1:]
+
+
+def _tamper_cases():
+    def flip(d):
+        row = d["testGroups"][2]["tests"][0]["expected"][3]
+        row[1] = _flip_hex_digit(row[1])
+
+    def loosen(d):
+        d["testGroups"][1]["tests"][0]["tolerance"][0][0] = "0x1.0000000000000p-4"
+
+    def negative_lr(d):
+        d["testGroups"][0]["config"]["lr"] = "-" + d["testGroups"][0]["config"]["lr"]
+
+    def unknown_profile(d):
+        d["profile"] = "bogus"
+
+    def huge_lr(d):
+        d["testGroups"][0]["config"]["lr"] = "0x1.0000000000000p+4"
+
+    return [
+        (flip, ["edited after generation: $.testGroups[2].tests[0].expected changed"]),
+        (loosen, ["edited after generation: $.testGroups[1].tests[0].tolerance changed"]),
+        (negative_lr, ["edited after generation: $.testGroups[0].config.lr changed",
+                       "testGroups[0].config: Invalid learning rate value: -0.1"]),
+        (unknown_profile, ["edited after generation: $.profile changed", "profile: unknown profile 'bogus'"]),
+        (huge_lr, ["testGroups[0].config: RAdamConfig: learning rate 16.0 > 1.0"]),
+    ]
+
+
+@pytest.mark.parametrize("mutate,needles", _tamper_cases(), ids=["flip", "loosen", "negative-lr",
+                                                                 "unknown-profile", "huge-lr"])
+def test_validate_no_regenerate_names_the_edited_field(tmp_path, mutate, needles):
+    import subprocess
+    import sys
+
+    data = vectors.load(vectors.vector_path("paper"))
+    mutate(data)
+    path = tmp_path / "edited.json"
+    path.write_text(vectors.dumps(data), encoding="utf-8")
+    problems = vectors.validate_file(str(path), regenerate=False)
+    joined = "\n".join(problems)
+    for needle in needles:
+        assert needle in joined, joined
+    cli = subprocess.run([sys.executable, "-m", "radam_ref", "vectors", "validate", "--no-regenerate",
+                          str(path)], capture_output=True, text=True, timeout=120)
+    assert cli.returncode == 1 and "INVALID" in cli.stdout and needles[0] in cli.stdout, cli.stdout
+
+
+def test_the_seal_covers_every_field_and_misses_no_edit():
+    from radam_ref.conformance.vectors_integrity import check_integrity, field_paths
+
+    data = vectors.load(vectors.vector_path("timm"))
+    assert check_integrity(data) == []
+    fields = field_paths(data)
+    assert len(fields) == len(data["integrity"]["fields"])
+    paths = [p for p, _ in fields]
+    assert "$.testGroups[0].config.lr" in paths and "$.testGroups[0].tests[0].tolerance" in paths
+    for index in range(0, len(fields), 37):      # an edit anywhere is named
+        edited = copy.deepcopy(data)
+        path = paths[index]
+        node, parts = edited, re.findall(r"\.(\w+)|\[(\d+)\]", path[1:])
+        for key, i in parts[:-1]:
+            node = node[key] if key else node[int(i)]
+        key, i = parts[-1]
+        node[key if key else int(i)] = ["edited"]
+        assert f"$.{path[2:]} changed" in " ".join(check_integrity(edited)), path
+
+
+def _write(tmp_path, text: str):
+    path = tmp_path / "v.json"
+    path.write_text(text, encoding="utf-8")
+    return str(path)
+
+
+def test_loader_rejects_duplicate_keys(tmp_path):
+    text = vectors.dumps(vectors.load(vectors.vector_path("paper")))
+    text = text.replace('"schemaVersion": 1,', '"schemaVersion": 1,\n "schemaVersion": 1,', 1)
+    with pytest.raises(vectors.VectorFileError, match="duplicate key 'schemaVersion'"):
+        vectors.load(_write(tmp_path, text))
+    assert vectors.validate_file(_write(tmp_path, text)) == [
+        "cannot read: duplicate key 'schemaVersion' in one JSON object"]
+
+
+@pytest.mark.parametrize("text,needle", [
+    ("[" * 100_000 + "]" * 100_000, "nesting deeper than 16"),
+    ('{"a": ' * 50 + "1" + "}" * 50, "nesting deeper than 16"),
+    ('{"a": "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["}', "schema"),
+    ('{"lr": NaN}', "non-standard JSON number NaN"),
+    ("[1, 2]", "not an object"),
+    ('{"a": 1', "not JSON"),
+])
+def test_loader_limits_depth_and_reports_bad_json_in_one_line(tmp_path, text, needle):
+    problems = vectors.validate_file(_write(tmp_path, text))
+    assert len(problems) == 1 and needle in problems[0] and "\n" not in problems[0], problems
+
+
+def test_loader_limits_size(tmp_path, monkeypatch):
+    from radam_ref.conformance import vectors_integrity
+
+    monkeypatch.setattr(vectors_integrity, "MAX_BYTES", 1000)
+    path = vectors.vector_path("paper")
+    with pytest.raises(vectors.VectorFileError, match="more than the limit of 1000"):
+        vectors.load(path)
+
+
+@pytest.mark.parametrize("extra_field", [("$", "extraField"), ("group", "momentum"), ("test", "note")])
+def test_unknown_fields_are_rejected(tmp_path, extra_field):
+    data = vectors.load(vectors.vector_path("paper"))
+    where, name = extra_field
+    target = {"$": data, "group": data["testGroups"][0]["config"], "test": data["testGroups"][0]["tests"][0]}
+    target[where][name] = 1
+    problems = vectors.validate_file(_write(tmp_path, json.dumps(data)), regenerate=False)
+    assert problems == [problems[0]] and "unexpected property" in problems[0] and repr(name) in problems[0]
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["vectors", "generate", "--out", "MISSING/"], "--out: 'MISSING/' is not an existing directory"),
+    (["vectors", "validate", "MISSING.json"], "'MISSING.json' is not an existing file"),
+    (["vectors", "generate", "--profile", "bogus"], "unknown profile 'bogus'"),
+    (["vectors", "check", "radam_ref.step", "--profile", "bogus"], "unknown profile 'bogus'"),
+    (["vectors", "check", "radam_ref.step", "--kwargs", "{"], "--kwargs: invalid JSON"),
+    (["demo", "--profile", "bogus"], "radam-ref demo: error: --profile: unknown profile 'bogus'"),
+    (["demo", "--steps", "-1"], "--steps must be >= 0"),
+])
+def test_cli_usage_errors_are_one_line_with_status_2(tmp_path, argv, needle):
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "radam_ref", *argv], capture_output=True, text=True,
+                          cwd=tmp_path, timeout=120)
+    assert proc.returncode == 2, (proc.stdout, proc.stderr)
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and needle in lines[0], proc.stderr
+    assert "Traceback" not in proc.stdout + proc.stderr
+
+
+def test_cli_path_errors_inside_a_command_are_one_line(tmp_path, monkeypatch, capsys):
+    """A command that opens a missing path deep inside (here: a stand-in) gets the
+    same one-line treatment from the top-level dispatcher."""
+    from radam_ref import cli
+
+    def opens_a_missing_file(args):
+        open(tmp_path / "nowhere" / "x.json")
+
+    parser, unavailable = cli._build()
+    real_build = cli._build
+
+    def build(subcommands=cli.SUBCOMMANDS):
+        parser, unavailable = real_build(subcommands)
+        parser._subparsers._group_actions[0].choices["demo"].set_defaults(func=opens_a_missing_file)
+        return parser, unavailable
+
+    monkeypatch.setattr(cli, "_build", build)
+    assert cli.main(["demo"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("radam-ref demo: error: No such file or directory: "), err

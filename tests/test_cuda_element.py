@@ -28,6 +28,7 @@ from radam_ref.backends._element import (
     UPDATE_MOMENTS_ONLY,
     ElementFlags,
     all_variants,
+    DECAY_MULTIPLY,
     element_constants,
 )
 from radam_ref.backends.cupy import build_table
@@ -57,6 +58,7 @@ def _config_for(flags: ElementFlags) -> tuple[RAdamConfig, int]:
         eps_placement="after_bias_correction" if flags.eps_after else "before_bias_correction",
         eps_root=1e-3 if flags.eps_root else 0.0, nesterov=flags.nesterov,
         maximize=flags.maximize,
+        decay_form="multiply" if flags.decay == DECAY_MULTIPLY else "subtract",
         before_rectification="none" if flags.update == UPDATE_MOMENTS_ONLY else "sgd_momentum",
     )
     t = 20 if flags.update == UPDATE_ADAPTIVE else 2
@@ -89,7 +91,7 @@ def _harness_vs_spec(harness, config, t, p, g, m, v, max_ulp, what):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
 @pytest.mark.parametrize("flags", VARIANTS, ids=[f.variant for f in VARIANTS])
 def test_every_variant_matches_spec(harness, flags, dtype):
-    """Each of the 66 kernel variants, on 257 elements (zeros, tiny and large
+    """Each of the 88 kernel variants, on 257 elements (zeros, tiny and large
     gradients), within 4 ulp of radam_ref.step."""
     config, t = _config_for(flags)
     _harness_vs_spec(harness, config, t, *_arrays(257, dtype, seed=len(flags.variant)), 4,
@@ -195,7 +197,7 @@ def _nvcc(tmp_path, source, *options, output="ptx", arch="sm_90"):
 
 @needs_nvcc
 def test_nvcc_compiles_every_variant_with_ieee_arithmetic(tmp_path):
-    """All 66 variants for float32 and float64 storage, and the first variants of
+    """All 88 variants for float32 and float64 storage, and the first variants of
     each update kind for float16 and bfloat16, compile for sm_90; every entry is
     present and the PTX holds only round-to-nearest division, reciprocal and
     square root and no fused multiply-add."""

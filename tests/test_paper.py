@@ -425,16 +425,21 @@ def test_paper_command_tiny(tmp_path):
     report = (out / "report.md").read_text(encoding="utf-8")
     results = json.loads((out / "results.json").read_text(encoding="utf-8"))
     figures = sorted(os.listdir(out / "figures"))
-    assert figures == ["figure8_variance.png", "figure9_simulation.png",
+    assert figures == ["figure1_transformer_warmup.png", "figure2_gradient_histograms.png",
+                       "figure8_variance.png", "figure9_simulation.png",
                        "lr_robustness_digits.png", "rectification_vs_warmup.png"]
     for name in figures:
         blob = (out / "figures" / name).read_bytes()
         assert blob.startswith(PNG_MAGIC) and len(blob) < 200_000
         assert f"](figures/{name})" in report
     claims = results["claims"]
-    assert len(claims) == 13
+    assert len(claims) == 19
+    # The digits rows keep their numbers (12–13); the Transformer rows follow.
+    assert [c["key"] for c in claims[11:]] == [
+        "adam_controls_fix", "adam_eps_worse", "tf_no_warmup_fails", "tf_radam_no_warmup",
+        "tf_gradient_distortion", "tf_controls_no_distortion", "tf_controls_fix", "tf_adam_eps_worse"]
     table = [line for line in report.splitlines() if line.startswith("| ") and "**" in line]
-    assert len(table) == 13
+    assert len(table) == 19
     for claim, line in zip(claims, table):
         assert f"**{claim['verdict']}**" in line and claim["section"] in line
         assert claim["verdict"] in ("agrees", "disagrees", "partly")
@@ -442,6 +447,11 @@ def test_paper_command_tiny(tmp_path):
     assert verdicts["variance_5_vs_500"] == "agrees" and verdicts["figure8_overlap"] == "partly"
     assert "v̂ is the square root of the bias-corrected second moment" in report
     assert (out / "tables" / "lr_final_accuracy.csv").read_text().startswith("optimizer,lr,")
+    assert (out / "tables" / "transformer_final_loss.csv").read_text().startswith("optimizer,lr,seed,")
+    assert "## Transformers without warmup (Figures 1–3, §3.1)" in report
+    transformer = results["transformer"]
+    assert transformer["settings"]["layers"] == 2 and transformer["claim_lr"] == 0.003
+    assert len(transformer["train_loss"]["RAdam lr=0.003"][0]) == transformer["settings"]["steps"]
     assert not [p for p in os.listdir(tmp_path) if p.startswith(".radam-paper-")]
 
 
@@ -462,6 +472,7 @@ def test_paper_command_only_and_rerun_into_existing_folder(tmp_path):
         (["--size", "tiny", "--full"], ["--full", "tiny"]),
         (["--only", "figure8,figure10"], ["--only", "figure10"]),
         (["--threads", "0"], ["--threads", "0"]),
+        (["--workers", "0"], ["--workers", "0"]),
         (["--seed", "-1"], ["--seed", "-1"]),
     ],
 )
@@ -493,3 +504,234 @@ def test_paper_command_failure_writes_nothing(tmp_path, monkeypatch):
         _run(["paper", "--out", str(out), "--size", "tiny", "--only", "figure8,simulation"])
     assert not out.exists()
     assert os.listdir(tmp_path) == []
+
+
+# --------------------------------------------------------------------------- #
+# Transformers without warmup (Figures 1–3): corpus, model, runs, claims
+# --------------------------------------------------------------------------- #
+
+
+def _tiny_settings(**changes):
+    from radam_ref.paper.warmup_experiment import WarmupSettings
+
+    base = dict(layers=2, width=16, heads=2, context=8, batch=4, steps=6, warmup_steps=3,
+                adam_k=2, beta2=0.999, eval_every=3, eval_windows=6, hist_steps=4, max_chars=5000)
+    base.update(changes)
+    return WarmupSettings(**base)
+
+
+def test_corpus_is_the_stdlib_docstrings_split_90_10():
+    import ast
+    import sysconfig
+
+    from radam_ref.paper.text_corpus import load_corpus
+
+    corpus = load_corpus()
+    assert load_corpus() is corpus  # cached
+    text = "".join(corpus.vocabulary[i] for i in torch.cat([corpus.train, corpus.valid]).tolist())
+    assert list(corpus.vocabulary) == sorted(set(corpus.vocabulary)) == sorted(set(text))
+    assert all(c == "\n" or 32 <= ord(c) < 127 for c in corpus.vocabulary)
+    assert corpus.valid.numel() == pytest.approx(0.1 * len(text), abs=1)
+    # Independent reading of one module: its docstrings, in order, inside the text.
+    path = os.path.join(sysconfig.get_paths()["stdlib"], "textwrap.py")
+    with open(path, encoding="utf-8") as handle:
+        tree = ast.parse(handle.read())
+    doc = ast.get_docstring(tree, clean=True)
+    assert doc.startswith("Text wrapping") and doc in text
+    wrapper = ast.get_docstring(next(n for n in tree.body if isinstance(n, ast.ClassDef)), clean=True)
+    assert text.index(doc) < text.index(wrapper)
+    short = load_corpus(5000)
+    assert short.train.numel() + short.valid.numel() == 5000
+    assert "".join(short.vocabulary[i] for i in short.train.tolist()) == text[:4500][:short.train.numel()]
+
+
+@pytest.mark.parametrize("bad", [999, 2.5, True, "x"])
+def test_corpus_bad_max_chars(bad):
+    from radam_ref.paper.text_corpus import load_corpus
+
+    with pytest.raises(ValueError, match="max_chars"):
+        load_corpus(bad)
+
+
+def test_sinusoidal_positions_formula():
+    from radam_ref.paper.transformer import sinusoidal_positions
+
+    table = sinusoidal_positions(7, 6).numpy()
+    for p in range(7):
+        for i in range(3):
+            angle = p / 10000 ** (2 * i / 6)
+            assert table[p, 2 * i] == pytest.approx(math.sin(angle), abs=1e-7)
+            assert table[p, 2 * i + 1] == pytest.approx(math.cos(angle), abs=1e-7)
+
+
+def test_post_ln_model_is_causal_tied_and_post_norm():
+    from radam_ref.paper.transformer import PostLNLanguageModel
+
+    torch.manual_seed(0)
+    model = PostLNLanguageModel(11, width=16, layers=2, heads=2, context=8).eval()
+    assert all(layer.norm_first is False for layer in model.layers)
+    tokens = torch.randint(0, 11, (3, 8))
+    logits = model(tokens)
+    assert logits.shape == (3, 8, 11)
+    changed = tokens.clone()
+    changed[:, 5] = (changed[:, 5] + 1) % 11
+    other = model(changed)
+    torch.testing.assert_close(other[:, :5], logits[:, :5])  # the past does not see the future
+    assert not torch.allclose(other[:, 5:], logits[:, 5:])
+    # Tied output: the logits are the last hidden state times the embedding matrix.
+    assert model.embed.weight.grad is None
+    logits.sum().backward()
+    assert model.embed.weight.grad is not None
+    with pytest.raises(ValueError, match="context=8"):
+        model(torch.zeros(1, 9, dtype=torch.long))
+
+
+@pytest.mark.parametrize(
+    "kwargs, word",
+    [(dict(width=15), "width"), (dict(layers=0), "layers"), (dict(heads=3), "heads=3"),
+     (dict(dropout=1.0), "dropout")],
+)
+def test_post_ln_model_bad_input(kwargs, word):
+    from radam_ref.paper.transformer import PostLNLanguageModel
+
+    args = dict(width=16, layers=1, heads=2, context=4)
+    args.update(kwargs)
+    with pytest.raises(ValueError) as info:
+        PostLNLanguageModel(5, **args)
+    assert word in str(info.value)
+
+
+def test_gradient_histogram_against_numpy():
+    from radam_ref.paper.warmup_experiment import HIST_EDGES, _histogram
+
+    values = np.concatenate([np.random.default_rng(3).normal(-4.0, 2.0, 5000), [-np.inf, -30.0, 5.0]])
+    ours = np.asarray(_histogram(torch.as_tensor(values)))
+    clipped = np.clip(values, HIST_EDGES[0], HIST_EDGES[-1])
+    counts, _ = np.histogram(clipped, bins=np.asarray(HIST_EDGES))
+    np.testing.assert_allclose(ours, counts / counts.sum(), rtol=0, atol=1e-15)
+    assert ours[0] >= 2 / values.size and ours[-1] >= 1 / values.size
+
+
+def test_warmup_runs_are_deterministic_and_shaped():
+    from radam_ref.paper import warmup_experiment as w
+
+    settings_ = _tiny_settings()
+    kwargs = dict(learning_rates=(3e-3, 1e-3), seeds=(0, 1), claim_lr=3e-3,
+                  grid={"Adam-2k": (3e-3,), "Adam-eps": (3e-3,)})
+    first = w.run(settings_, **kwargs)
+    second = w.run(settings_, **kwargs)
+    assert first.train_loss == second.train_loss and first.grad_median == second.grad_median
+    assert first.histograms == second.histograms and first.valid_loss == second.valid_loss
+    assert ("Adam-2k", 1e-3) not in first.train_loss and ("Adam", 1e-3) in first.train_loss
+    assert first.valid_steps == (3, 6)
+    for key, runs in first.train_loss.items():
+        assert len(runs) == 2 and all(len(c) == 6 for c in runs)
+        for hist in first.histograms[key]:
+            assert len(hist) == 4 and all(sum(row) == pytest.approx(1.0) for row in hist)
+    # The same seed starts from the same weights and minibatch: the first loss and the
+    # first gradients agree across optimizers (Adam-2k's first regular minibatch too).
+    firsts = {name: first.train_loss[(name, 3e-3)][0][0] for name in w.OPTIMIZERS}
+    assert len(set(firsts.values())) == 1
+    assert first.median_at("Adam", 3e-3, 1) == first.median_at("RAdam", 3e-3, 1)
+    assert first.train_loss[("Adam", 3e-3)][0] != first.train_loss[("Adam", 3e-3)][1]
+    assert first.corpus["train_chars"] == 4500 and first.corpus["valid_chars"] == 500
+    table = first.table_markdown().splitlines()
+    assert table[0] == "| optimizer | lr = 0.003 | lr = 0.001 |" and len(table) == 7
+    assert table[-1].endswith("| – |")  # Adam-eps did not run at 1e-3
+    assert first.table_csv().count("\n") == 1 + 2 * (3 * 2 + 2)
+
+
+def test_warmup_result_does_not_depend_on_workers():
+    from radam_ref.paper import warmup_experiment as w
+
+    settings_ = _tiny_settings(steps=3, eval_every=3, hist_steps=2)
+    kwargs = dict(learning_rates=(3e-3,), seeds=(0,), claim_lr=3e-3, optimizers=("Adam", "RAdam"))
+    one = w.run(settings_, **kwargs)
+    two = w.run(settings_, workers=2, **kwargs)
+    assert one.train_loss == two.train_loss and one.histograms == two.histograms
+
+
+def test_radam_lowers_the_loss_on_the_tiny_transformer():
+    from radam_ref.paper import warmup_experiment as w
+    from radam_ref.paper.text_corpus import load_corpus
+
+    settings_ = _tiny_settings(steps=60, eval_every=60, hist_steps=1, beta2=0.99)
+    out = w.train_one("RAdam", 1e-2, 0, load_corpus(5000), settings_)
+    assert not out["diverged"]
+    assert np.mean(out["train"][-10:]) < np.mean(out["train"][:10]) - 0.3
+
+
+def test_warmup_schedule_is_applied_on_the_transformer():
+    """T_w = 1 makes Adam-warmup plain Adam (factor min(t, 1)/1 = 1); T_w > 1 does not."""
+    from radam_ref.paper import warmup_experiment as w
+    from radam_ref.paper.text_corpus import load_corpus
+
+    corpus = load_corpus(5000)
+    plain = w.train_one("Adam", 1e-2, 0, corpus, _tiny_settings(steps=4, warmup_steps=1))
+    same = w.train_one("Adam-warmup", 1e-2, 0, corpus, _tiny_settings(steps=4, warmup_steps=1))
+    slow = w.train_one("Adam-warmup", 1e-2, 0, corpus, _tiny_settings(steps=4, warmup_steps=4))
+    assert same["train"] == plain["train"]
+    assert slow["train"][0] == plain["train"][0] and slow["train"][1:] != plain["train"][1:]
+
+
+def test_warmup_bad_input():
+    from radam_ref.paper import warmup_experiment as w
+
+    with pytest.raises(ValueError, match="layers"):
+        _tiny_settings(layers=0)
+    with pytest.raises(ValueError, match="beta2"):
+        _tiny_settings(beta2=1.0)
+    with pytest.raises(ValueError, match="adam_k"):
+        _tiny_settings(adam_k=-1)
+    with pytest.raises(ValueError, match="claim_lr"):
+        w.run(_tiny_settings(), learning_rates=(1e-3,), seeds=(0,), claim_lr=3e-3)
+    with pytest.raises(ValueError, match="'SGD'"):
+        w.run(_tiny_settings(), learning_rates=(1e-3,), seeds=(0,), claim_lr=1e-3, optimizers=("SGD",))
+    with pytest.raises(ValueError, match="workers"):
+        w.run(_tiny_settings(), learning_rates=(1e-3,), seeds=(0,), claim_lr=1e-3, workers=0)
+    with pytest.raises(ValueError, match="optimizer.*'Adagrad'"):
+        w.make_optimizer("Adagrad", [torch.zeros(2, requires_grad=True)], 0.01)
+
+
+def _synthetic_warmup_result(finals, medians, unigram=3.3):
+    """A WarmupResult whose every curve is flat at the given final loss, and whose
+    median log10|g| is the given constant for every update."""
+    from radam_ref.paper.warmup_experiment import HIST_EDGES, WarmupResult
+
+    s = _tiny_settings(steps=10, hist_steps=10, eval_every=10)
+    train = {(n, 1e-3): [[v] * 10 for v in vs] for n, vs in finals.items()}
+    valid = {(n, 1e-3): [[v] for v in vs] for n, vs in finals.items()}
+    hist = [[1.0 / (len(HIST_EDGES) - 1)] * (len(HIST_EDGES) - 1)] * 10
+    return WarmupResult(
+        settings=s, learning_rates=(1e-3,), optimizers=tuple(finals), seeds=(0, 1), claim_lr=1e-3,
+        corpus={"unigram_entropy": unigram, "python": "3.x", "documents": 2, "files": 1, "vocabulary": 5,
+                "train_chars": 90, "valid_chars": 10}, train_loss=train, valid_steps=(10,), valid_loss=valid,
+        histograms={k: [hist, hist] for k in train},
+        grad_median={(n, 1e-3): [[m] * 10, [m] * 10] for n, m in medians.items()},
+        diverged={},
+    )
+
+
+def test_warmup_claims_verdicts():
+    from radam_ref.paper import claims
+
+    finals = {"Adam": [3.3, 3.31], "Adam-warmup": [2.4, 2.5], "RAdam": [2.5, 2.52],
+              "Adam-2k": [2.45, 2.45], "Adam-eps": [2.8, 2.9]}
+    medians = {"Adam": -8.0, "Adam-warmup": -3.0, "RAdam": -2.8, "Adam-2k": -3.5, "Adam-eps": -3.9}
+    result = _synthetic_warmup_result(finals, medians)
+    assert result.final_train("Adam", 1e-3) == [3.3, 3.31]
+    rows = {c.key: c for c in claims.warmup_claims(result)}
+    assert {k: c.verdict for k, c in rows.items()} == {
+        "tf_no_warmup_fails": "agrees", "tf_radam_no_warmup": "agrees",
+        "tf_gradient_distortion": "agrees", "tf_controls_no_distortion": "agrees",
+        "tf_controls_fix": "agrees", "tf_adam_eps_worse": "agrees",
+    }
+    assert "Adam 3.305 (ppl 27.2)" in rows["tf_no_warmup_fails"].reproduced
+    assert "unigram entropy 3.300" in rows["tf_no_warmup_fails"].reproduced
+    # RAdam trains but 0.2 nats behind warmup: partly.  Adam overlaps warmup: disagrees.
+    bad = dict(finals, RAdam=[2.55, 2.55], Adam=[2.45, 3.3], **{"Adam-eps": [3.2, 3.2]})
+    bad_medians = dict(medians, Adam=-3.5, **{"Adam-eps": -4.5})
+    rows = {c.key: c.verdict for c in claims.warmup_claims(_synthetic_warmup_result(bad, bad_medians))}
+    assert rows == {"tf_no_warmup_fails": "disagrees", "tf_radam_no_warmup": "partly",
+                    "tf_gradient_distortion": "disagrees", "tf_controls_no_distortion": "partly",
+                    "tf_controls_fix": "partly", "tf_adam_eps_worse": "agrees"}

@@ -131,6 +131,93 @@ def test_unknown_profile(bad):
         RAdamConfig.from_profile(bad)
 
 
+@pytest.mark.parametrize("name", sorted(radam_ref.PROFILES))
+def test_profile_argument_applies_the_profile(name):
+    """RAdamConfig(profile=name) is the profile, not the paper's axes under its label."""
+    cfg = RAdamConfig(profile=name)
+    assert cfg == RAdamConfig.from_profile(name)
+    for field, value in radam_ref.PROFILES[name].options.items():
+        assert getattr(cfg, field) == (tuple(value) if isinstance(value, list) else value), field
+    # An explicit field wins; the rest stay the profile's.
+    cfg = RAdamConfig(profile=name, lr=0.25, threshold=4.0)
+    assert (cfg.lr, cfg.threshold, cfg.profile) == (0.25, 4.0, name)
+    assert cfg.comparison == radam_ref.PROFILES[name].options["comparison"]
+
+
+def test_torch_profile_argument_is_torch_not_the_paper():
+    cfg = RAdamConfig(profile="torch")
+    assert (cfg.threshold, cfg.weight_decay_mode, cfg.decay_form) == (5.0, "l2", "multiply")
+    assert RAdamConfig() == RAdamConfig(profile="paper")
+    assert (RAdamConfig().threshold, RAdamConfig().weight_decay_mode) == (4.0, "decoupled")
+
+
+@pytest.mark.parametrize("bad", ["bogus", "Torch", "", "paper "])
+def test_unknown_profile_argument_is_an_error(bad):
+    with pytest.raises(ValueError, match=names("Unknown profile", repr(bad))):
+        RAdamConfig(profile=bad)
+    with pytest.raises(TypeError, match=names("profile", "None")):
+        RAdamConfig(profile=None)
+
+
+def _config_warnings(**kwargs) -> list[str]:
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        RAdamConfig(**kwargs)
+    assert all(issubclass(w.category, radam_ref.RAdamConfigWarning) for w in caught)
+    return [str(w.message) for w in caught]
+
+
+def test_config_warning_is_a_runtime_warning():
+    assert issubclass(radam_ref.RAdamConfigWarning, RuntimeWarning)
+
+
+@pytest.mark.parametrize("lr,wd,mode,warns", [
+    (0.5, 2.0, "decoupled", True),          # α·λ = 1: θ(1 − αλ) = 0
+    (1.0, 3.0, "decoupled_moving", True),   # α·λ = 3: the sign flips every step
+    (0.5, 1.99, "decoupled", False),
+    (0.5, 4.0, "l2", False),                # L2 decay does not multiply θ by 1 − αλ
+    (0.5, 4.0, "none", False),
+])
+def test_decay_that_flips_the_sign_warns(lr, wd, mode, warns):
+    got = _config_warnings(lr=lr, weight_decay=wd, weight_decay_mode=mode)
+    assert bool([m for m in got if "flips its sign" in m]) == warns, got
+    if warns:
+        assert repr(lr * wd) in got[0]
+
+
+@pytest.mark.parametrize("beta2,threshold,comparison,warns", [
+    (0.999, 1999.0, ">", True),       # ρ∞ just below 1999 for the float β₂
+    (0.9, 20.0, ">=", True),
+    (0.9, 19.0, ">=", False),         # the float 0.9 is above 0.9: ρ∞ is a hair above 19
+    (0.7, 6.0, ">", True),            # ρ∞ = 5.67 < 6, though > 4: 4 would rectify
+    (0.7, 5.0, ">", False),           # ρ∞ = 5.67 > 5
+    (0.9, 18.0, ">", False),
+    (0.5, 4.0, ">", False),           # ρ∞ = 3: the paper's SGD degeneration, intended
+    (0.6, 5.0, ">=", False),          # ρ∞ = 4 ≤ 4: never rectified whatever the threshold
+    (0.0, 4.0, ">", False),
+])
+def test_threshold_above_rho_inf_warns_except_the_sgd_degeneration(beta2, threshold, comparison, warns):
+    from fractions import Fraction
+
+    rho_inf = 2 / (1 - Fraction(beta2)) - 1          # exact, from the float β₂
+    assert (rho_inf > 4 and threshold >= rho_inf) == warns   # the rule, stated independently
+    got = _config_warnings(betas=(0.9, beta2), threshold=threshold, comparison=comparison)
+    assert bool([m for m in got if "never rectified" in m]) == warns, got
+
+
+@pytest.mark.parametrize("lr,warns", [(1.0, False), (1.5, True), (100.0, True), (0.1, False)])
+def test_huge_learning_rate_warns(lr, warns):
+    got = _config_warnings(lr=lr, weight_decay=0.0)
+    assert bool([m for m in got if "learning rate" in m]) == warns, got
+
+
+def test_every_profile_is_warning_free():
+    for name in radam_ref.PROFILES:
+        assert _config_warnings(profile=name) == [], name
+
+
 def test_config_is_frozen():
     cfg = RAdamConfig()
     with pytest.raises(AttributeError):
@@ -185,16 +272,34 @@ def _expect_nothing_written(fn, *arrays):
 def test_structure_mismatch():
     p = [_ok(), _ok()]
     state = radam_ref.init(p)
-    with pytest.raises(ValueError, match=names("grads", "different structure", "params")):
+    with pytest.raises(ValueError, match=names("grads does not match params", "params is a list of 2",
+                                               "grads is a list of 3")):
         radam_ref.step(p, [_ok(), _ok(), _ok()], state)
-    with pytest.raises(ValueError, match=names("grads", "different structure")):
+    with pytest.raises(ValueError, match=names("params is a list of 2", "grads is a tuple of 2")):
         radam_ref.step(p, (_ok(), _ok()), state)
     d = {"w": _ok(), "b": _ok()}
-    with pytest.raises(ValueError, match=names("grads", "'bias'")):
+    with pytest.raises(ValueError, match=names("params is a dict with keys ['w', 'b']",
+                                               "grads is a dict with keys ['w', 'bias']")):
         radam_ref.step(d, {"w": _ok(), "bias": _ok()}, radam_ref.init(d))
     other_state = radam_ref.init([_ok()])
-    with pytest.raises(ValueError, match=names("state.m", "different structure")):
+    with pytest.raises(ValueError, match=names("state.m does not match params", "params is a list of 2",
+                                               "state.m is a list of 1")):
         radam_ref.step(p, p, other_state)
+
+
+def test_structure_mismatch_names_the_first_differing_node_on_both_sides():
+    """The issue's case: a leaf on one side, a list on the other, at the same path."""
+    p = [_ok(), {"w": _ok()}]
+    g = [[_ok(), _ok()], {"w": _ok()}]
+    with pytest.raises(ValueError) as info:
+        radam_ref.step(p, g, radam_ref.init(p))
+    assert str(info.value) == ("grads does not match params: params[0] is an array (numpy.ndarray), "
+                               "grads[0] is a list of 2")
+    g = [_ok(), {"w": (_ok(),)}]
+    with pytest.raises(ValueError) as info:
+        radam_ref.step(p, g, radam_ref.init(p))
+    assert str(info.value) == ("grads does not match params: params[1]['w'] is an array (numpy.ndarray), "
+                               "grads[1]['w'] is a tuple of 1")
 
 
 def test_shape_mismatch():

@@ -116,6 +116,23 @@ class StepFunctionTarget(Target):
         return d_params, d_grads
 
 
+def _checked_params(name: str, new_params, old_params) -> list:
+    """The returned parameters as arrays, or a TargetError naming what was expected."""
+    expected = f"a list of {len(old_params)} arrays shaped {[tuple(np.shape(p)) for p in old_params]}"
+    if not isinstance(new_params, (list, tuple)) or len(new_params) != len(old_params):
+        raise TargetError(f"{name} returned params of type {type(new_params).__name__}"
+                          f"{'' if not hasattr(new_params, '__len__') else f' (length {len(new_params)})'}; "
+                          f"expected {expected}")
+    out = []
+    for p, old in zip(new_params, old_params):
+        arr = np.asarray(p) if hasattr(p, "__array__") or isinstance(p, (list, tuple, float, int)) else None
+        if arr is None or arr.dtype.kind not in "fciub" or arr.shape != np.shape(old):
+            got = type(p).__name__ if arr is None else f"{type(p).__name__} of dtype {arr.dtype}, shape {arr.shape}"
+            raise TargetError(f"{name} returned a parameter as {got}; expected {expected}")
+        out.append(arr)
+    return out
+
+
 class StepFunctionSession(Session):
     def __init__(self, target: StepFunctionTarget, group, dtype: str) -> None:
         self.target, self.dtype, self.config = target, dtype, group.config
@@ -143,7 +160,7 @@ class StepFunctionSession(Session):
             inputs["params"] = list(zip(before_params, [np.array(p) for p in params_in]))
             inputs["state"] = list(zip(before_state, [np.array(x) for x in _leaves(state_in)]))
         self._inputs = inputs
-        self.params_list = [np.asarray(p) for p in new_params]
+        self.params_list = _checked_params(self.target.name, new_params, params_in)
         self.state = new_state
 
     def params(self) -> list:

@@ -1,11 +1,11 @@
 """The named checks, in report order (see :mod:`.base` for the verdicts)."""
 
 from . import trajectory, threshold, groups, state, gradients, horizon, precision  # noqa: F401
-from . import side_effects, autodiff, complex_params  # noqa: F401
+from . import side_effects, autodiff, complex_params, arithmetic  # noqa: F401
 from .base import CHECKS, VERDICTS, Check, CheckResult, Context, render_repro
 
 _ORDER = (
-    "trajectories", "threshold", "degeneration", "param_groups", "state_dict", "maximize",
+    "arithmetic", "trajectories", "threshold", "degeneration", "param_groups", "state_dict", "maximize",
     "weight_decay_modes", "eps_zero", "grad_none", "zero_grads", "long_horizon", "float32",
     "low_precision", "side_effects", "autodiff", "complex",
 )

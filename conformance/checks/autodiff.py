@@ -21,6 +21,7 @@ import numpy as np
 from .._dtypes import machine_epsilon, round_to
 from ..adapters.base import NotSupported, TargetError
 from ..compare import Mismatch, Outcome
+from ..findings import Finding
 from ..scenario import Group, Scenario
 from ..tolerance import EPS64, scalar_conditioning
 from .base import CheckResult, check, render_repro, timed
@@ -107,8 +108,11 @@ def autodiff(ctx) -> CheckResult:
         if outcome.verdict == "fail":
             summary = outcome.mismatch.describe() if outcome.mismatch else outcome.error
             b2 = scenario.groups[0].config.beta2
+            finding = Finding(id="autodiff/1", check="autodiff", cause="autodiff/derivative",
+                              title="the derivative of the step differs from the spec's", detail=summary,
+                              scenario=scenario.to_json(), mismatch=outcome.mismatch)
             return CheckResult("autodiff", "fail", f"β₂ = {b2}: {summary}", mismatch=outcome.mismatch,
                                axis="autodiff: the derivative of the step differs from the spec's",
                                repro=render_repro(ctx.target, "autodiff", scenario), examples=len(cases),
-                               scenario=scenario.to_json())
+                               scenario=scenario.to_json(), findings=[finding])
     return CheckResult("autodiff", "pass", f"{len(cases)} runs, dL/dθ₀ and dL/dg_t", examples=len(cases))

@@ -5,8 +5,15 @@ independent real coordinates (``torch.view_as_real``), so m and v are kept per
 real and imaginary part.  Designed runs of 10 steps on three complex elements
 (β₂ = 0.9 and 0.999, α = 0.1, the profile's weight decay at λ = 1e-2) compare
 the target's parameters, viewed as real pairs, with the spec on the real views.
-Implementations that treat a complex number as one coordinate (second moment
-|g|²) follow a different convention and fail here.
+Two causes are told apart on a failure:
+
+* the imaginary part dropped or zeroed (``p.data.float()`` on a complex tensor
+  keeps the real part; copying back writes 0 into the imaginary part): every
+  imaginary part the target returns is exactly 0 although none started at 0 —
+  this destroys data;
+* a different, legitimate convention: a complex number as one coordinate, with
+  v accumulated from |g|² = g·conj(g) (optax): the target matches that model
+  within tolerance.
 """
 
 from __future__ import annotations
@@ -15,7 +22,7 @@ import numpy as np
 
 from .._dtypes import round_to
 from ..adapters.base import NotSupported
-from ..compare import judge
+from ..formulas import variant_update
 from ..scenario import Group, Scenario
 from .base import CheckResult, check, fail_result, timed, unsupported_reason
 
@@ -36,6 +43,17 @@ def complex_scenarios(base, dtype: str, seed: int) -> list:
     return out
 
 
+def _imag_zeroed(outcome, scenario) -> bool:
+    obs = outcome.observed
+    if obs is None or not obs.values:
+        return False
+    starts = [p for g in scenario.groups for p in g.params]
+    if not all(np.all(np.asarray(p).imag != 0) for p in starts):
+        return False
+    last = [p for g in obs.values[-1] for p in g]
+    return all(np.asarray(p).shape[-1:] == (2,) and np.all(np.asarray(p)[..., 1] == 0.0) for p in last)
+
+
 @check("complex", "Complex parameters (as real pairs)", "complex")
 @timed
 def complex_params(ctx) -> CheckResult:
@@ -53,11 +71,18 @@ def complex_params(ctx) -> CheckResult:
         return CheckResult("complex", "not supported", f"complex parameters ({reason})")
     for scenario in cases:
         try:
-            outcome = judge(ctx.target, scenario)
+            outcome = ctx.judge(scenario)
         except NotSupported as exc:
             return CheckResult("complex", "not supported", str(exc))
         if ctx.tick:
             ctx.tick()
         if outcome.verdict == "fail":
-            return fail_result(ctx, "complex", scenario, outcome, axis="complex convention", examples=len(cases))
+            cause = None
+            if _imag_zeroed(outcome, scenario):
+                cause = "complex/imag_zeroed"
+            elif outcome.observed is not None and ctx.judge(
+                    scenario, observed=outcome.observed, oracle_kwargs={"update_fn": variant_update("complex_abs_square")}).ok:
+                cause = "complex/abs_square_convention"
+            axis = "complex convention" if cause == "complex/abs_square_convention" else "complex"
+            return fail_result(ctx, "complex", scenario, outcome, axis=axis, examples=len(cases), cause=cause)
     return CheckResult("complex", "pass", f"{len(cases)} runs ({dtype})", examples=len(cases))

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from .._dtypes import round_to
 from ..scenario import Group, Scenario
 from ..strategies import _values, beta2s, configs
-from .base import CheckResult, check, timed
+from .base import CheckResult, check, make_finding, result_from_findings, timed
 from .trajectory import run_property
 
 __all__ = ["eps_zero_scenarios", "grad_none_scenarios", "zero_grad_scenarios"]
@@ -76,16 +76,59 @@ def grad_none_scenarios(draw, base, dtype: str) -> Scenario:
     return Scenario([Group(params, config)], grads, dtype=dtype)
 
 
+def designed_grad_none_scenario(base, dtype: str) -> Scenario:
+    """Three parameters over 10 steps: parameter 0 always has a gradient, parameter 1
+    has None at steps 3 and 4 (after real gradients: a None stepped as zeros would
+    decay its momentum and move it), parameter 2 has None at steps 1 and 2 (its own
+    counter must start at its first gradient: a counter per group runs ahead)."""
+    rng = np.random.default_rng(11)
+
+    def values():
+        return round_to(rng.uniform(0.25, 4.0, (2,)) * rng.choice([-1.0, 1.0], (2,)), dtype)
+
+    config = base.replace(lr=0.1, betas=(0.9, 0.99), eps=1e-8, weight_decay=0.0, maximize=False)
+    params = [values(), values(), values()]
+    grads = []
+    for t in range(1, 11):
+        row = [values(), values(), values()]
+        if t in (3, 4):
+            row[1] = None
+        if t in (1, 2):
+            row[2] = None
+        grads.append([row])
+    return Scenario([Group(params, config)], grads, dtype=dtype)
+
+
 @check("grad_none", "Parameters whose gradient is None", "gradients")
 @timed
 def grad_none(ctx) -> CheckResult:
     """A parameter with ``grad=None`` is skipped: unchanged, its state untouched and
     its step counter not advanced (each parameter counts its own steps, as in
-    torch.optim); the other parameters step normally."""
+    torch.optim); the other parameters step normally.  A designed case first
+    (:func:`designed_grad_none_scenario`: it tells "None stepped as zeros" from "a
+    step counter per group"), then drawn ones; each distinct cause is a finding."""
     if "grad_none" not in ctx.target.features:
         return CheckResult("grad_none", "not supported", "None gradients")
-    return run_property(ctx, "grad_none", grad_none_scenarios(ctx.base, ctx.dtype), axis="gradients",
-                        examples=ctx.few)
+    findings = []
+    scenario = designed_grad_none_scenario(ctx.base, ctx.dtype)
+    outcome = ctx.judge(scenario)
+    if ctx.tick:
+        ctx.tick()
+    if outcome.verdict == "fail":
+        finding, _ = make_finding(ctx, "grad_none", scenario, outcome, axis="gradients")
+        findings.append(finding)
+    drawn = run_property(ctx, "grad_none", grad_none_scenarios(ctx.base, ctx.dtype), axis="gradients",
+                         examples=ctx.few, rounds=1)
+    if drawn.verdict == "not supported" and not findings:
+        return drawn
+    for f in drawn.findings:
+        if f.matches_any({g.cause for g in findings} | {c for g in findings for c in g.also}):
+            continue
+        f.id = f"grad_none/{len(findings) + 1}"
+        findings.append(f)
+    return result_from_findings(ctx, "grad_none", findings, passed_summary=f"1 designed + {drawn.summary}",
+                                examples=drawn.examples + 1, notes=drawn.notes,
+                                acceptable=drawn.verdict == "acceptable")
 
 
 @st.composite
@@ -108,10 +151,46 @@ def zero_grad_scenarios(draw, base, dtype: str) -> Scenario:
     return Scenario([Group(params, config)], grads, dtype=dtype)
 
 
+def designed_zero_grad_scenario(base, dtype: str) -> Scenario:
+    """Two parameters over 10 steps, no weight decay: parameter 1's gradient is all
+    zeros at steps 3 and 4, between nonzero ones (a skipped step leaves m undecayed
+    and the counter behind — nothing else explains both)."""
+    rng = np.random.default_rng(13)
+
+    def values():
+        return round_to(rng.uniform(0.25, 4.0, (2,)) * rng.choice([-1.0, 1.0], (2,)), dtype)
+
+    config = base.replace(lr=0.1, betas=(0.9, 0.99), eps=1e-8, weight_decay=0.0, maximize=False)
+    grads = []
+    for t in range(1, 11):
+        row = [values(), values()]
+        if t in (3, 4):
+            row[1] = np.zeros(2)
+        grads.append([row])
+    return Scenario([Group([values(), values()], config)], grads, dtype=dtype)
+
+
 @check("zero_grads", "All-zero gradient tensors", "gradients")
 @timed
 def zero_grads(ctx) -> CheckResult:
     """An all-zero gradient is a normal step (m and v decay, the counter advances,
-    weight decay applies) — not a skipped one."""
-    return run_property(ctx, "zero_grads", zero_grad_scenarios(ctx.base, ctx.dtype), axis="gradients",
-                        examples=ctx.few)
+    weight decay applies) — not a skipped one.  A designed case first
+    (:func:`designed_zero_grad_scenario`), then drawn ones with weight decay."""
+    findings = []
+    scenario = designed_zero_grad_scenario(ctx.base, ctx.dtype)
+    outcome = ctx.judge(scenario)
+    if ctx.tick:
+        ctx.tick()
+    if outcome.verdict == "fail":
+        finding, _ = make_finding(ctx, "zero_grads", scenario, outcome, axis="gradients")
+        findings.append(finding)
+    drawn = run_property(ctx, "zero_grads", zero_grad_scenarios(ctx.base, ctx.dtype), axis="gradients",
+                         examples=ctx.few, rounds=1)
+    for f in drawn.findings:
+        if f.matches_any({g.cause for g in findings} | {c for g in findings for c in g.also}):
+            continue
+        f.id = f"zero_grads/{len(findings) + 1}"
+        findings.append(f)
+    return result_from_findings(ctx, "zero_grads", findings, passed_summary=f"1 designed + {drawn.summary}",
+                                examples=drawn.examples + 1, notes=drawn.notes,
+                                acceptable=drawn.verdict == "acceptable")

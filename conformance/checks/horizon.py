@@ -14,7 +14,6 @@ from __future__ import annotations
 import numpy as np
 
 from .._dtypes import round_to
-from ..compare import judge
 from ..scenario import GeneratedStream, Group, Scenario
 from .base import CheckResult, check, fail_result, timed
 
@@ -36,7 +35,7 @@ def long_horizon(ctx) -> CheckResult:
     scenarios = horizon_scenarios(ctx.base, ctx.dtype, ctx.horizon, ctx.seed)
     acceptable, notes = False, []
     for scenario in scenarios:
-        outcome = judge(ctx.target, scenario)
+        outcome = ctx.judge(scenario)
         if ctx.tick:
             ctx.tick()
         if outcome.verdict == "fail":

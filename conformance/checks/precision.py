@@ -14,7 +14,6 @@ from __future__ import annotations
 import numpy as np
 
 from .._dtypes import LOW_PRECISION_DTYPES, round_to
-from ..compare import judge
 from ..scenario import Group, Scenario
 from .base import CheckResult, check, fail_result, timed, unsupported_reason
 
@@ -48,7 +47,7 @@ def low_precision(ctx) -> CheckResult:
         if reason:
             unsupported.append(f"{dtype} ({reason})")
             continue
-        outcome = judge(ctx.target, scenario)
+        outcome = ctx.judge(scenario)
         if ctx.tick:
             ctx.tick()
         if outcome.verdict == "fail":

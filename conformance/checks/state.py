@@ -24,7 +24,7 @@ from .base import CheckResult, check, fail_result, timed
 __all__ = ["replay_state"]
 
 
-def replay_state(target, scenario, **_) -> Outcome:
+def replay_state(target, scenario, tol_dtype=None, model=None, **_) -> Outcome:
     """Run the save/resume protocol of the module docstring on ``scenario``."""
     steps = scenario.steps
     k = max(1, steps // 2)
@@ -34,11 +34,18 @@ def replay_state(target, scenario, **_) -> Outcome:
         for t in range(1, k + 1):
             a.step(scenario.grads_at(t))
             a_values.append(a.params())
+    except TargetError as exc:
+        return Outcome("fail", error=str(exc))
+    try:
         blob = a.save()
         at_k = a.params()
         for t in range(k + 1, steps + 1):
             a.step(scenario.grads_at(t))
             a_values.append(a.params())
+    except TargetError as exc:
+        return Outcome("fail", error=f"after saving its state at step {k}: {exc}",
+                       notes=[f"the run that saved its state at step {k} broke after saving"])
+    try:
         groups = [Group([np.array(v) for v in values], g.config) for values, g in zip(at_k, scenario.groups)]
         b = target.open(groups, scenario.dtype)
         b.restore(blob)
@@ -47,13 +54,15 @@ def replay_state(target, scenario, **_) -> Outcome:
             b.step(scenario.grads_at(t))
             b_values.append(b.params())
     except TargetError as exc:
-        return Outcome("fail", error=str(exc))
+        return Outcome("fail", error=f"after restoring the state saved at step {k}: {exc}",
+                       notes=[f"state saved after step {k} and restored into a new optimizer"])
     everything = list(range(1, steps + 1))
-    uninterrupted = judge(target, scenario, observed=Observed(everything, [_real(v) for v in a_values]))
+    uninterrupted = judge(target, scenario, observed=Observed(everything, [_real(v) for v in a_values]),
+                          tol_dtype=tol_dtype, model=model)
     if not uninterrupted.ok:
         uninterrupted.notes.append(f"the run that saved its state at step {k} deviates")
         return uninterrupted
-    resumed = judge(target, scenario,
+    resumed = judge(target, scenario, tol_dtype=tol_dtype, model=model,
                     observed=Observed(everything, [_real(v) for v in a_values[:k] + b_values]))
     if not resumed.ok:
         resumed.notes.append(f"state saved after step {k} and restored into a new optimizer")
@@ -76,12 +85,14 @@ def state_dict(ctx) -> CheckResult:
     """See the module docstring; k = ⌊steps/2⌋ over drawn scenarios of 6–14 steps."""
     if "state_dict" not in ctx.target.features:
         return CheckResult("state_dict", "not supported", "saving and restoring optimizer state")
-    res = search(scenarios(ctx.base, ctx.dtype, steps=(6, 14)), lambda sc: replay_state(ctx.target, sc),
+    res = search(scenarios(ctx.base, ctx.dtype, steps=(6, 14)), lambda sc: replay_state(ctx.target, sc, tol_dtype=ctx.tol_dtype, model=ctx.model),
                  max_examples=ctx.few, seed=ctx.seed, on_example=ctx.tick,
                  shrink_seconds=ctx.shrink_seconds)
     if res.failure is not None:
         scenario, outcome = res.failure
-        result = fail_result(ctx, "state_dict", scenario, outcome, axis="state", examples=res.examples)
+        cause = "state/not_restored" if any("saved its state" in n and "broke" in n or "restored" in n
+                                            for n in outcome.notes) else None
+        result = fail_result(ctx, "state_dict", scenario, outcome, axis="state", examples=res.examples, cause=cause)
         if outcome.notes:
             result.summary = f"{result.summary} ({'; '.join(outcome.notes)})"
         return result

@@ -19,7 +19,6 @@ import numpy as np
 from radam_ref import schedule
 
 from .._dtypes import round_to
-from ..compare import judge
 from ..scenario import Group, Scenario
 from .base import CheckResult, check, fail_result, timed
 
@@ -98,7 +97,7 @@ def threshold(ctx) -> CheckResult:
     cases = threshold_scenarios(ctx.base, ctx.dtype)
     acceptable, notes = 0, []
     for label, first, scenario in cases:
-        outcome = judge(ctx.target, scenario)
+        outcome = ctx.judge(scenario)
         if ctx.tick:
             ctx.tick()
         if outcome.verdict == "fail":

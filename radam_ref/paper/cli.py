@@ -2,13 +2,16 @@
 
     radam-ref paper --out DIR [--size tiny|default|full | --full] [--only PART,...]
                     [--sim-backend numpy|torch|cupy] [--device DEV] [--seed N]
+                    [--threads N] [--workers N]
 
 writes, under DIR,
 
     report.md                 claims vs reproduced values, figures, tables, notes
     figures/*.png             Figure 8, the rectification/warmup figure, Figure 9,
-                              the learning-rate curves
-    tables/*.md, tables/*.csv the learning-rate table, the Figure 9 summary, the claims
+                              the learning-rate curves, the Transformer loss curves
+                              (Figures 1/3) and |gradient| histograms (Figures 2/3)
+    tables/*.md, tables/*.csv the learning-rate table, the Figure 9 summary, the
+                              Transformer losses, the claims
     results.json              every number the report quotes
 
 Everything is written to a staging folder next to DIR first and moved into DIR only
@@ -20,14 +23,19 @@ from __future__ import annotations
 __all__ = ["register", "run", "PARTS"]
 
 #: The parts of a run, in the order they execute.
-PARTS = ("figure8", "rectification", "simulation", "lr")
+PARTS = ("figure8", "rectification", "simulation", "lr", "warmup")
 
 _FIGURE_NAMES = {
     "figure8": "figure8_variance.png",
     "rectification": "rectification_vs_warmup.png",
     "simulation": "figure9_simulation.png",
     "lr": "lr_robustness_digits.png",
+    "warmup": "figure1_transformer_warmup.png",
+    "warmup_hist": "figure2_gradient_histograms.png",
 }
+
+#: The figures each part writes.
+_PART_FIGURES = {"warmup": ("warmup", "warmup_hist")}
 
 
 def register(subparsers) -> None:
@@ -35,14 +43,14 @@ def register(subparsers) -> None:
         "paper",
         help="reproduce the paper's variance analysis, simulation and learning-rate experiment",
         description="Regenerate the paper's figures (8, 9, rectification vs warmup, learning-rate "
-        "robustness), tables and a report.md that puts each reproduced number beside the "
-        "paper's claim.",
+        "robustness, and Figures 1-3 on a small post-LN Transformer without warmup), tables "
+        "and a report.md that puts each reproduced number beside the paper's claim.",
     )
     parser.add_argument("--out", required=True, metavar="DIR", help="output folder (created)")
     parser.add_argument("--size", choices=("tiny", "default", "full"), default=None,
-                        help="run size: tiny (seconds, CI smoke test); default (2 CPU cores, a few "
+                        help="run size: tiny (seconds, CI smoke test); default (2 CPU cores, "
                         "minutes; the simulation at the paper's 5000 x 6000); full (more seeds, "
-                        "epochs and a wider network in the learning-rate experiment; for a GPU)")
+                        "epochs, wider and deeper networks; for a GPU)")
     parser.add_argument("--full", action="store_true", help="same as --size full")
     parser.add_argument("--only", default=",".join(PARTS), metavar="PARTS",
                         help=f"comma-separated subset of {','.join(PARTS)} (default: all)")
@@ -50,12 +58,16 @@ def register(subparsers) -> None:
                         help="array library of the Figure 9 simulation (default: numpy)")
     parser.add_argument("--device", default=None,
                         help="device for the simulation (torch: e.g. cuda; cupy: id) and for the "
-                        "learning-rate experiment (torch device; default cpu)")
+                        "learning-rate and Transformer experiments (torch device; default cpu)")
     parser.add_argument("--seed", type=int, default=0,
                         help="seed of the simulation; the learning-rate runs use seeds "
                         "SEED, SEED+1, ... (default 0)")
     parser.add_argument("--threads", type=int, default=1,
-                        help="torch threads for the learning-rate experiment (default 1)")
+                        help="torch threads for the learning-rate experiment and per Transformer "
+                        "worker (default 1)")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="processes running the Transformer experiment's runs in parallel "
+                        "(default 1; the results do not depend on it)")
     parser.set_defaults(func=run)
 
 
@@ -101,6 +113,8 @@ def run(args) -> int:
         return _fail(str(exc))
     if args.threads < 1:
         return _fail(f"--threads must be a positive integer, got {args.threads!r}")
+    if args.workers < 1:
+        return _fail(f"--workers must be a positive integer, got {args.workers!r}")
     if args.seed < 0:
         return _fail(f"--seed must be >= 0, got {args.seed!r}")
     if "simulation" in parts and args.sim_backend == "numpy" and args.device not in (None, "cpu"):
@@ -141,7 +155,7 @@ def _generate(out: str, size, parts, args) -> int:
         settings = {"mus": FIGURE9_MUS, "beta2": 0.999, "trajectories": size.sim_trajectories,
                     "iterations": size.sim_iterations, "sim_backend": args.sim_backend,
                     "device": args.device}
-        lr_result = None
+        lr_result = warmup_result = None
         with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                       TimeElapsedColumn(), console=console, transient=False) as progress:
             if "figure8" in parts:
@@ -188,12 +202,33 @@ def _generate(out: str, size, parts, args) -> int:
                 lr_experiment.plot(lr_result, figure_path("lr"))
                 tables["lr"] = lr_result.table_markdown()
                 claims += claims_mod.lr_claims(lr_result)
+            if "warmup" in parts:
+                from . import warmup_experiment
+
+                seeds = tuple(range(args.seed, args.seed + size.tf_seeds))
+                controls = ("Adam-2k", "Adam-eps")
+                grid = {name: size.tf_controls_lrs for name in controls}
+                total = len(seeds) * sum(len(grid.get(name, size.tf_learning_rates))
+                                         for name in warmup_experiment.OPTIMIZERS)
+                task = progress.add_task("Transformer runs", total=total)
+                warmup_result = warmup_experiment.run(
+                    size.tf, learning_rates=size.tf_learning_rates, seeds=seeds,
+                    claim_lr=size.tf_claim_lr, grid=grid, device=args.device or "cpu",
+                    threads=args.threads, workers=args.workers,
+                    on_run=lambda _label: progress.advance(task),
+                )
+                warmup_experiment.plot_curves(warmup_result, figure_path("warmup"))
+                warmup_experiment.plot_histograms(warmup_result, figure_path("warmup_hist"))
+                tables["warmup"] = warmup_result.table_markdown()
+                claims += claims_mod.warmup_claims(warmup_result)
         for part in parts:
-            figures[part] = f"figures/{_FIGURE_NAMES[part]}"
+            for name in _PART_FIGURES.get(part, (part,)):
+                figures[name] = f"figures/{_FIGURE_NAMES[name]}"
         seconds = time.perf_counter() - started
         parts_data = {"figure8": summaries.get("figure8"),
                       "rectification": summaries.get("rectification"),
-                      "simulation": summaries.get("simulation"), "lr": lr_result}
+                      "simulation": summaries.get("simulation"), "lr": lr_result,
+                      "warmup": warmup_result}
         text = report.render(claims=claims, size=size, parts=parts_data, figures=figures,
                              tables=tables, settings=settings, versions=_versions(),
                              seconds=seconds)
@@ -204,11 +239,15 @@ def _generate(out: str, size, parts, args) -> int:
         if lr_result is not None:
             _write(staging, "tables/lr_final_accuracy.md", tables["lr"] + "\n")
             _write(staging, "tables/lr_final_accuracy.csv", lr_result.table_csv())
+        if warmup_result is not None:
+            _write(staging, "tables/transformer_final_loss.md", tables["warmup"] + "\n")
+            _write(staging, "tables/transformer_final_loss.csv", warmup_result.table_csv())
         _write(staging, "results.json", json.dumps(
             _jsonable({"size": size.name, "parts": list(parts), "settings": settings,
                        "summaries": summaries, "claims": [c.__dict__ for c in claims],
                        "lr_curves": None if lr_result is None else {
-                           f"{name} lr={lr:g}": runs for (name, lr), runs in lr_result.curves.items()}}),
+                           f"{name} lr={lr:g}": runs for (name, lr), runs in lr_result.curves.items()},
+                       "transformer": None if warmup_result is None else _warmup_json(warmup_result)}),
             indent=1, sort_keys=True) + "\n")
         _move_into(staging, out)
     finally:
@@ -219,6 +258,20 @@ def _generate(out: str, size, parts, args) -> int:
     console.print(f"wrote {args.out}/report.md ({len(claims)} claims: "
                   + ", ".join(f"{n} {v}" for v, n in sorted(verdicts.items())) + ")")
     return 0
+
+
+def _warmup_json(result) -> dict:
+    """The Transformer experiment's settings, curves and gradient medians (the histograms
+    themselves are in the figure)."""
+    import dataclasses
+
+    label = lambda key: f"{key[0]} lr={key[1]:g}"  # noqa: E731
+    return {"settings": dataclasses.asdict(result.settings), "seeds": list(result.seeds),
+            "claim_lr": result.claim_lr, "corpus": result.corpus, "seconds": result.seconds,
+            "valid_steps": list(result.valid_steps),
+            "train_loss": {label(k): v for k, v in result.train_loss.items()},
+            "valid_loss": {label(k): v for k, v in result.valid_loss.items()},
+            "grad_median_log10": {label(k): v for k, v in result.grad_median.items()}}
 
 
 def _write(root: str, relative: str, text: str) -> None:

@@ -17,7 +17,7 @@ import numpy as np
 NUMPY_DEFECTS = {
     "threshold_5": "uses ρ_t > 5 whatever config.threshold says",
     "eps_after_bias_correction": "adds ε after bias correction when told before",
-    "eps_inside_sqrt": "sqrt(v + ε) instead of sqrt(v) + ε",
+    "eps_inside_sqrt": "sqrt(v/(1 − β₂ᵗ) + ε) instead of sqrt(v/(1 − β₂ᵗ)) + ε",
     "decoupled_as_l2": "applies decoupled weight decay as L2 (λθ added to g)",
     "decoupled_without_lr": "decoupled decay θ(1 − λ) instead of θ(1 − αλ)",
     "moving_decay_always": "decoupled_moving decays θ also on steps that do not move it",
@@ -36,11 +36,23 @@ NUMPY_DEFECTS = {
     "eps_zero_nan_spreads": "a 0/0 in one element makes the whole parameter NaN",
     "writes_inputs": "writes the new parameters into its input arrays (functional API)",
     "float32_v_in_float16": "keeps v in float16 for float32 parameters",
+    "float32_update": "updates float64 parameters in float32 (parameters, moments, update)",
+    "float32_moments": "keeps m and v in float32 for float64 parameters",
+    "float32_hyperparameters": "rounds lr, β, ε and λ to float32",
+    "no_bias_correction1": "uses m_t instead of m̂_t in the rectified update",
+    "step_behind": "uses t − 1 (at least 1) for the step scalars",
+    "r_missing": "uses r_t = 1 on rectified steps",
+    "rho_inf_off_by_one": "ρ∞ = 2/(1 − β₂) (without the − 1)",
+    "rho_factor_one": "ρ_t = ρ∞ − tβ₂ᵗ/(1 − β₂ᵗ) (without the factor 2)",
+    "sqrt_v_missing": "divides by v instead of sqrt(v)",
+    "lr_squared": "steps with α² instead of α",
+    "momentum_no_one_minus_beta": "m = β₁ m + g",
+    "v_no_one_minus_beta": "v = β₂ v + g²",
 }
 
 #: defect -> what is broken (torch optimizer).
 TORCH_DEFECTS = {
-    "state_dict_drops_step": "state_dict() omits the step counter (a resumed run restarts at t = 1)",
+    "state_dict_drops_step": "state_dict() pops the step counter out of the state (the live one too)",
     "load_ignores_exp_avg_sq": "load_state_dict() does not restore exp_avg_sq",
     "groups_use_first_lr": "every group steps with the first group's lr",
     "shared_step_counter": "one step counter for all parameters (a group added later starts late)",
@@ -51,6 +63,14 @@ TORCH_DEFECTS = {
     "detached_denominator": "differentiable mode detaches sqrt(v) from the graph",
     "complex_as_modulus": "complex parameters: second moment |g|² (one coordinate) instead of real pairs",
     "upcasts_low_precision": "float16/bfloat16 parameters come back as float32",
+    "shared_cache_lr": "caches the step size (lr and betas baked in) per step number in a buffer shared "
+                       "by groups with the constructor's betas (torch_optimizer)",
+    "added_group_shares_cache": "caches the β-dependent step scalars per step number; groups added later "
+                                "share the first group's cache (the authors' buffer)",
+    "step_per_group": "one step counter per group, advanced on every step",
+    "l2_dropped": "ignores weight decay when not decoupled",
+    "moment_in_grad": "accumulates m through the gradient tensor in place (grad *= 1 − β₁)",
+    "complex_real_only": "complex parameters: steps the real part and writes it back (imaginary part zeroed)",
 }
 
 
@@ -61,6 +81,16 @@ TORCH_DEFECTS = {
 
 def scalars(t: float, b1: float, b2: float, threshold: float, comparison: str, defect=None):
     """(rectified, r_t, 1 − β₁ᵗ, 1 − β₂ᵗ) for step t."""
+    if defect in ("rho_inf_off_by_one", "rho_factor_one"):
+        rho_inf = 2.0 / (1.0 - b2) - (0.0 if defect == "rho_inf_off_by_one" else 1.0)
+        b2t = b2 ** t
+        bc2, bc1 = 1.0 - b2t, 1.0 - b1 ** t
+        rho = rho_inf - (1.0 if defect == "rho_factor_one" else 2.0) * t * b2t / bc2
+        rectified = rho > threshold if comparison == ">" else rho >= threshold
+        if not (rectified and rho > 4.0 and rho_inf > 4.0):
+            return False, None, bc1, bc2
+        r = math.sqrt((rho - 4.0) * (rho - 2.0) * rho_inf / ((rho_inf - 4.0) * (rho_inf - 2.0) * rho))
+        return True, r, bc1, bc2
     if defect == "float32_step_scalars":
         f = np.float32
         b2f, b1f, tf = f(b2), f(b1), f(t)
@@ -83,6 +113,8 @@ def scalars(t: float, b1: float, b2: float, threshold: float, comparison: str, d
         r = math.sqrt((rho - 4.0) * (rho - 2.0) * rho_inf / ((rho_inf - 4.0) * (rho_inf - 2.0) * rho))
         if defect == "r_squared":
             r = r * r
+        if defect == "r_missing":
+            r = 1.0
     return rectified, r, bc1, bc2
 
 
@@ -110,6 +142,8 @@ def make_numpy_step(defect=None):
         else:
             t = count + 1
         t_sched = t + 1 if defect == "step_off_by_one" else t
+        if defect == "step_behind":
+            t_sched = max(1, t - 1)
         threshold = 5.0 if defect == "threshold_5" else config.threshold
         rectified, r, bc1, bc2 = scalars(t_sched, b1, b2, threshold, config.comparison, defect)
         nesterov = config.nesterov or defect == "nesterov_always"
@@ -127,23 +161,40 @@ def make_numpy_step(defect=None):
         if defect == "no_update_before_rectification":
             before = "none"
         lr, wd = config.lr, config.weight_decay
+        if defect == "float32_hyperparameters":
+            f = lambda x: float(np.float32(x))  # noqa: E731
+            lr, wd, eps, b1, b2 = f(lr), f(wd), f(eps), f(b1), f(b2)
+            rectified, r, bc1, bc2 = scalars(t_sched, b1, b2, threshold, config.comparison, defect)
+        if defect == "lr_squared":
+            lr = lr * lr
         new_p, new_m, new_v = [], [], []
         for p, g, m, v in zip(params, grads, state["m"], state["v"]):
             dtype = p.dtype
+            out_dtype = dtype
+            if defect == "float32_update":
+                dtype = np.float32
+                p, m, v = p.astype(dtype), m.astype(dtype), v.astype(dtype)
             g = g.astype(dtype)
             if config.maximize and defect != "maximize_ignored":
                 g = -g
             if mode == "l2" and wd:
                 g = g + wd * p
-            m = b1 * m + (1.0 - b1) * g
+            m_old, v_old = m, v
+            m = b1 * m + (1.0 if defect == "momentum_no_one_minus_beta" else 1.0 - b1) * g
             if defect == "float32_v_in_float16" and dtype == np.float32:
                 v = (b2 * v + (1.0 - b2) * g * g).astype(np.float16).astype(np.float32)
             else:
-                v = b2 * v + (1.0 - b2) * g * g
+                v = b2 * v + (1.0 if defect == "v_no_one_minus_beta" else 1.0 - b2) * g * g
+            if defect == "float32_moments":
+                g32 = g.astype(np.float32)
+                m = (np.float32(b1) * m_old.astype(np.float32) + np.float32(1.0 - b1) * g32)
+                v = (np.float32(b2) * v_old.astype(np.float32) + np.float32(1.0 - b2) * g32 * g32)
             if nesterov:
                 m_hat = b1 * m / bc1_next + (1.0 - b1) * g / bc1
             else:
                 m_hat = m / bc1
+            if defect == "no_bias_correction1":
+                m_hat = m
             moves = rectified or before == "sgd_momentum"
             q = p
             decay_now = mode == "decoupled" or (mode == "decoupled_moving" and
@@ -156,7 +207,7 @@ def make_numpy_step(defect=None):
                         denom = np.sqrt(v / bc2 + eps)
                         adaptive = 1.0 / denom
                     elif placement == "before_bias_correction":
-                        root = np.sqrt(v + config.eps_root)
+                        root = v if defect == "sqrt_v_missing" else np.sqrt(v + config.eps_root)
                         scale = 1.0 if defect == "no_bias_correction2" else math.sqrt(bc2)
                         adaptive = scale / (root + eps)
                     else:
@@ -170,9 +221,12 @@ def make_numpy_step(defect=None):
             q = np.asarray(q, dtype=dtype)
             if defect == "writes_inputs":
                 p[...] = q
+            if defect == "float32_update":
+                q = q.astype(out_dtype)
             new_p.append(q)
-            new_m.append(np.asarray(m, dtype=dtype))
-            new_v.append(np.asarray(v, dtype=dtype))
+            keep = np.float32 if defect in ("float32_update", "float32_moments") else dtype
+            new_m.append(np.asarray(m, dtype=keep))
+            new_v.append(np.asarray(v, dtype=keep))
         count = t if defect != "float16_step_counter" else float(np.float16(t))
         return new_p, {"count": count, "m": new_m, "v": new_v}
 
@@ -199,6 +253,13 @@ def make_torch_optimizer(defect=None):
             defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
                             decoupled_weight_decay=decoupled_weight_decay, maximize=maximize,
                             differentiable=differentiable)
+            if defect in ("shared_cache_lr", "added_group_shares_cache"):
+                # the authors' buffer: shared unless a constructor group has other betas
+                params = list(params)
+                for group in params:
+                    if isinstance(group, dict) and tuple(group.get("betas", betas)) != tuple(betas):
+                        group["buffer"] = [[None, None] for _ in range(10)]
+                defaults["buffer"] = [[None, None] for _ in range(10)]
             super().__init__(params, defaults)
             self._global_step = 0
 
@@ -226,6 +287,7 @@ def make_torch_optimizer(defect=None):
             self._global_step += 1
             first_lr = self.param_groups[0]["lr"]
             for group in self.param_groups:
+                group["group_step"] = group.get("group_step", 0) + 1
                 b1, b2 = group["betas"]
                 lr = first_lr if defect == "groups_use_first_lr" else group["lr"]
                 wd, eps = group["weight_decay"], group["eps"]
@@ -244,8 +306,15 @@ def make_torch_optimizer(defect=None):
                         state["exp_avg_sq"] = torch.zeros_like(p)
                     state["step"] += 1
                     t = self._global_step if defect == "shared_step_counter" else state["step"]
+                    if defect == "step_per_group":
+                        t = group["group_step"]
                     param, m, v = p, state["exp_avg"], state["exp_avg_sq"]
-                    if torch.is_complex(p) and defect != "complex_as_modulus":
+                    if torch.is_complex(p) and defect == "complex_real_only":
+                        if "real" not in state:
+                            state["real"] = (torch.zeros_like(p.real), torch.zeros_like(p.real))
+                        param, grad = p.real.clone(), grad.real
+                        m, v = state["real"]
+                    elif torch.is_complex(p) and defect != "complex_as_modulus":
                         param, grad = torch.view_as_real(p), torch.view_as_real(grad)
                         m, v = torch.view_as_real(m), torch.view_as_real(v)
                     if group["maximize"]:
@@ -253,14 +322,25 @@ def make_torch_optimizer(defect=None):
                             grad = grad.neg_()
                         else:
                             grad = -grad
-                    if wd and not group["decoupled_weight_decay"]:
+                    if wd and not group["decoupled_weight_decay"] and defect != "l2_dropped":
                         grad = grad.add_(param, alpha=wd) if defect == "l2_in_place" else grad + wd * param
                     rectified, r, bc1, bc2 = scalars(t, b1, b2, 4.0, ">")
-                    m.mul_(b1).add_(grad, alpha=1.0 - b1)
+                    if defect in ("shared_cache_lr", "added_group_shares_cache"):
+                        slot = group["buffer"][t % 10]
+                        if slot[0] == t:
+                            rectified, r, bc1, bc2, cached_lr = slot[1]
+                            if defect == "shared_cache_lr":
+                                lr = cached_lr
+                        else:
+                            slot[0], slot[1] = t, (rectified, r, bc1, bc2, lr)
                     if defect == "complex_as_modulus" and torch.is_complex(p):
                         v.mul_(b2).add_((grad * grad.conj()).real * (1.0 - b2))
                     else:
                         v.mul_(b2).add_(grad * grad, alpha=1.0 - b2)
+                    if defect == "moment_in_grad":
+                        m.mul_(b1).add_(grad.mul_(1.0 - b1))
+                    else:
+                        m.mul_(b1).add_(grad, alpha=1.0 - b1)
                     m_hat = m / bc1
                     if wd and group["decoupled_weight_decay"]:
                         param.mul_(1.0 - lr * wd)
@@ -271,6 +351,8 @@ def make_torch_optimizer(defect=None):
                         param.sub_(lr * r * m_hat * (math.sqrt(bc2) / (root + eps)))
                     else:
                         param.sub_(lr * m_hat)
+                    if defect == "complex_real_only" and torch.is_complex(p):
+                        p.copy_(param)  # a real tensor copied into a complex one: imaginary part 0
                     if defect == "upcasts_low_precision" and p.dtype in (torch.float16, torch.bfloat16):
                         p.data = p.data.float()
                         state["exp_avg"] = state["exp_avg"].float()
