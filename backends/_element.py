@@ -2,7 +2,8 @@
 
 Every fused backend runs one function per element: ``radam_element`` in
 ``radam_element.cuh`` (CUDA kernels and the host C++ test harness) and its
-line-by-line mirror ``_element`` in ``_numba_kernels.py`` (the NumPy backend).
+line-by-line mirror ``_element`` in ``_numba_kernels.py`` (the CPU kernel of the
+NumPy backend and of the torch backend's CPU path).
 That function does only elementwise work.  Everything that depends on the step
 number t and the config but not on the data is computed here, in Python floats
 (float64), exactly as :func:`radam_ref.step` computes it, from the exact step

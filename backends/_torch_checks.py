@@ -86,7 +86,11 @@ def check_disjoint(labels, params, exp_avgs, exp_avg_sqs) -> None:
     spans = []
     for label, p, m, v in zip(labels, params, exp_avgs, exp_avg_sqs):
         for kind, x in (("parameter", p), ("exp_avg", m), ("exp_avg_sq", v)):
-            if x.numel() and x.device.type != "meta":
+            local = getattr(x, "_local_tensor", None)  # a DTensor: its local shard
+            if local is None and hasattr(x, "to_local"):
+                local = x.to_local()
+            x = x if local is None else local
+            if x.numel() and x.device.type != "meta" and x.data_ptr():
                 spans.append((*_span(x), str(x.device), kind, label))
     spans.sort(key=lambda s: (s[2], s[0]))
     for (low, high, device, kind, label), (low2, _, device2, kind2, label2) in zip(

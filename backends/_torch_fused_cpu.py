@@ -11,7 +11,8 @@ How a tensor reaches the kernel
 ``t.detach().numpy()`` (after ``torch.view_as_real`` for complex tensors, and a
 ``view(torch.int16)`` for float16/bfloat16, whose bit patterns the kernel widens
 itself) is a NumPy array over the tensor's own memory; its address must equal
-``t.data_ptr()`` (asserted, with ``np.shares_memory``, when a table is built).
+``t.data_ptr()`` (checked for every buffer when a table is built: the view
+shares the tensor's memory, nothing was copied).
 The tables hold these views, so every buffer the kernel writes stays alive as
 long as the table does.  Nothing is copied.
 
@@ -37,10 +38,13 @@ Caching
 Building a table validates every tensor (O(number of tensors) Python work).
 :class:`FusedPlan` keeps the tables of one parameter group across steps and
 re-checks, per step, only what can change cheaply: that the state dicts and state
-tensors are the same objects, each parameter's address, size and contiguity
+tensors are the same objects (O(1): the optimizer's state counts its own
+mutations, ``_torch_state``), each parameter's address, size and contiguity
 (``p.data`` may be replaced), and each gradient (a new or changed gradient is
 checked in full).  Any change rebuilds the table before anything is written.
-Host scalars are cached per (config, t, order, dtype).
+Host scalars are cached per (config, t, order, dtype).  Not detected: resizing a
+state tensor in place (``exp_avg.resize_``/``set_``), which no optimizer API does;
+replace it (``state[p]["exp_avg"] = ...``) instead.
 """
 
 from __future__ import annotations
@@ -54,6 +58,7 @@ import torch
 from radam_ref import RAdamConfig
 
 from ._torch_checks import TensorMismatchError, check_buffers
+from ._torch_state import TrackedDict
 
 __all__ = ["AVAILABLE", "UNAVAILABLE_REASON", "FusedPlan", "Batch", "eligible", "layout_error",
            "is_dtensor", "launch", "local_tensor", "prepare", "numpy_view", "update_fused"]
@@ -125,6 +130,8 @@ def layout_error(p: torch.Tensor, g: torch.Tensor, m: torch.Tensor, v: torch.Ten
         return "it or its state is not contiguous"
     if g.layout is not torch.strided or g.device.type != "cpu":
         return "its gradient is not a dense CPU tensor"
+    if any(x.is_conj() or x.is_neg() for x in (p, g, m, v)):
+        return "it, its gradient or its state is a lazily conjugated or negated view"
     return None
 
 
@@ -188,8 +195,9 @@ class Batch:
         for k, (_, p, g, m, v, step) in enumerate(rows):
             views = [numpy_view(x) for x in (p, g, m, v)]
             for x, a in zip((p, g, m, v), views):
-                if a.size and not (a.__array_interface__["data"][0] == x.data_ptr()):
-                    raise AssertionError(f"{labels[k]}: a NumPy view does not share memory")
+                if a.size and a.__array_interface__["data"][0] != x.data_ptr():
+                    raise AssertionError(f"{labels[k]}: a NumPy view does not share memory "
+                                         "with its tensor")
             pv, gv, mv, vv = views
             self.views.append(views)
             self.addresses[k] = (pv.ctypes.data, gv.ctypes.data, mv.ctypes.data,
@@ -418,14 +426,21 @@ class FusedPlan:
     def _unchanged(self, cache) -> bool:
         """Whether the cached tables still describe every parameter (refreshing the
         gradient addresses of gradients replaced by equal-layout ones)."""
-        batches, sds, ms, vs, steps, addresses, numels, grads, where, g_addresses = cache
-        params = self.params
-        current = list(map(self.state.get, params))
-        if not (all(map(operator.is_, current, sds))
-                and all(map(operator.is_, [sd.get("exp_avg") for sd in current], ms))
-                and all(map(operator.is_, [sd.get("exp_avg_sq") for sd in current], vs))
-                and all(map(operator.is_, [sd.get("step") for sd in current], steps))
-                and list(map(torch.Tensor.data_ptr, params)) == addresses
+        (batches, sds, ms, vs, steps, addresses, numels, grads, where, g_addresses,
+         seen) = cache
+        params, state = self.params, self.state
+        counter = getattr(state, "counter", None)
+        if counter is None or counter.value != seen[0]:
+            # Something in the state changed: compare every state dict and tensor.
+            current = list(map(state.get, params))
+            if not (all(map(operator.is_, current, sds))
+                    and all(map(operator.is_, [sd.get("exp_avg") for sd in current], ms))
+                    and all(map(operator.is_, [sd.get("exp_avg_sq") for sd in current], vs))
+                    and all(map(operator.is_, [sd.get("step") for sd in current], steps))):
+                return False
+            if seen[1]:  # every state dict is tracked: later mutations bump the counter
+                seen[0] = counter.value
+        if not (list(map(torch.Tensor.data_ptr, params)) == addresses
                 and list(map(torch.Tensor.numel, params)) == numels
                 and all(map(torch.Tensor.is_contiguous, params))):
             return False
@@ -484,10 +499,15 @@ class FusedPlan:
                     where[self._index_of(param)] = (batch, row)
             grads = [p.grad for p in self.params]
             entries = self.entries
+            counter = getattr(self.state, "counter", None)
+            tracked_all = counter is not None and all(
+                isinstance(e[0], TrackedDict) and e[0].counter is counter
+                for e in entries)
             self._cache = (batches, [e[0] for e in entries], [e[1] for e in entries],
                            [e[2] for e in entries], [e[3] for e in entries],
                            [e[4] for e in entries], [e[5] for e in entries], grads, where,
-                           list(map(torch.Tensor.data_ptr, grads)))
+                           list(map(torch.Tensor.data_ptr, grads)),
+                           [counter.value if tracked_all else None, tracked_all])
         return batches, others
 
     def _index_of(self, param) -> int:

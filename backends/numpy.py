@@ -11,7 +11,8 @@ The step scalars (r_t, 1 − β₁ᵗ, 1 − β₂ᵗ, …) come from ``config.s
 exact in float64, via :func:`._element.element_constants`; the kernel only does
 elementwise work.  The element function ``_element`` in ``_numba_kernels.py``
 mirrors ``radam_element`` of ``radam_element.cuh`` (the CUDA kernels') line by
-line, and performs the spec's operations in the spec's order, each rounded to the
+line (the torch backend's CPU path runs the same kernel), and performs the spec's
+operations in the spec's order, each rounded to the
 compute dtype, without FMA contraction: on IEEE hardware the results equal
 :func:`radam_ref.step`'s bit for bit (the tests allow 4 ulp per step).
 

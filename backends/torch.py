@@ -83,6 +83,7 @@ from ._torch_config import (
 from ._torch_checks import TensorMismatchError, check_buffers
 from ._torch_dispatch import apply, apply_traced, check_finite, traced_group_config
 from ._torch_scalars import host_scalars
+from ._torch_state import tracked
 
 __all__ = ["RAdam", "radam", "AXES", "OP_ORDERS", "group_config", "TensorMismatchError"]
 
@@ -242,6 +243,7 @@ class RAdam(Optimizer):
         }
         check_group_options({**defaults, "params": []})
         super().__init__(params, defaults)
+        self.state = tracked(self.state)
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         """Add a group (validated like the constructor; nothing is added on error)."""
@@ -254,6 +256,7 @@ class RAdam(Optimizer):
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         super().__setstate__(state)
+        self.state = tracked(self.state)
         for group in self.param_groups:
             for name, value in self.defaults.items():
                 group.setdefault(name, value)
@@ -424,6 +427,14 @@ class RAdam(Optimizer):
             return int(state["step"].item()) + 1 if state else 1
 
         check_finite([p.grad for p in params], where, t_of)
+
+    def state_dict(self) -> dict[str, Any]:
+        """As ``torch.optim.Optimizer.state_dict``, with plain dicts (loadable with
+        ``torch.load(weights_only=True)``)."""
+        saved = super().state_dict()
+        saved["state"] = {k: dict(v) if isinstance(v, dict) else v
+                          for k, v in saved["state"].items()}
+        return saved
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Load state saved by :meth:`state_dict` (or by ``torch.optim.RAdam``).

@@ -264,11 +264,3 @@ def run(args) -> int:
     if report.verdict == "error":
         return 2
     return 0 if report.conforms else 1
-
-
-class _Null:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False

@@ -27,25 +27,41 @@ from ._dtypes import real_dtype, real_view
 from .adapters.base import Target, TargetError
 from .oracle import Trajectory, run_oracle
 from .scenario import Scenario
-from .tolerance import ambiguous_steps, tolerance
+from .tolerance import EPS64, ambiguous_steps, tolerance
 
 __all__ = ["Mismatch", "Observed", "Outcome", "observe", "compare", "judge", "normalized_error", "apply_model"]
+
+
+_MODEL_KEYS = ("weight_decay_ignored", "step_scalars")
 
 
 def apply_model(scenario: Scenario, model: dict) -> Scenario:
     """``scenario`` as the oracle should see it given defects already reported.
 
     ``model`` keys: ``"weight_decay_ignored"``: a weight-decay mode in which the
-    target ignores λ (the oracle's groups in that mode get λ = 0).
+    target ignores λ (the oracle's groups in that mode get λ = 0);
+    ``"step_scalars": "float32"``: the step scalars evaluated in float32
+    (:func:`model_oracle_kwargs`).
     """
-    unknown = set(model) - {"weight_decay_ignored"}
+    unknown = set(model) - set(_MODEL_KEYS)
     if unknown:
-        raise ValueError(f"unknown model key(s) {sorted(unknown)} (known: weight_decay_ignored)")
+        raise ValueError(f"unknown model key(s) {sorted(unknown)} (known: {', '.join(_MODEL_KEYS)})")
     mode = model.get("weight_decay_ignored")
     if mode:
         scenario = scenario.with_configs(
             lambda c: c.replace(weight_decay=0.0) if c.weight_decay_mode == mode else c)
     return scenario
+
+
+def model_oracle_kwargs(model: dict | None) -> dict:
+    """The :func:`~.oracle.run_oracle` keywords of ``model`` (see :func:`apply_model`)."""
+    if model and model.get("step_scalars") is not None:
+        if model["step_scalars"] != "float32":
+            raise ValueError(f"model step_scalars must be 'float32', got {model['step_scalars']!r}")
+        from .diagnose import float32_step_scalars
+
+        return {"schedule_fn": float32_step_scalars}
+    return {}
 
 
 @dataclasses.dataclass
@@ -164,7 +180,7 @@ def normalized_error(observed: Observed, expected: Trajectory, dtype: str) -> fl
 
 
 def compare(observed: Observed, expected: Trajectory, dtype: str, *, alternatives=(),
-            tol_dtype: str | None = None) -> tuple:
+            tol_dtype: str | None = None, scalar_eps: float = EPS64) -> tuple:
     """First mismatch of ``observed`` against ``expected`` (element-wise, an element
     may instead match the same element of any trajectory in ``alternatives``).
 
@@ -195,11 +211,11 @@ def compare(observed: Observed, expected: Trajectory, dtype: str, *, alternative
                 if got.shape != exp.shape:
                     return Mismatch(t, gi, pi, (), math.nan, math.nan, 0.0,
                                     f"shape {got.shape}, expected {exp.shape}"), used_alt
-                tol = tolerance(sc, tdt)
+                tol = tolerance(sc, tdt, scalar_eps)
                 ok = _element_compare(got, exp, tol)
                 if not ok.all() and alts:
                     for alt_values, alt_scales in alts:
-                        alt_ok = _element_compare(got, alt_values[gi][pi], tolerance(alt_scales[gi][pi], tdt))
+                        alt_ok = _element_compare(got, alt_values[gi][pi], tolerance(alt_scales[gi][pi], tdt, scalar_eps))
                         if (alt_ok & ~ok).any():
                             used_alt = True
                         ok = ok | alt_ok
@@ -226,10 +242,10 @@ def compare(observed: Observed, expected: Trajectory, dtype: str, *, alternative
     return None, used_alt
 
 
-def _flip_sets(scenario: Scenario, tol_dtype: str | None = None) -> list:
+def _flip_sets(scenario: Scenario, tol_dtype: str | None = None, scalar_eps: float = EPS64) -> list:
     pairs = []
     for gi, group in enumerate(scenario.all_groups()):
-        for t in ambiguous_steps(group.config, tol_dtype or scenario.dtype, scenario.steps):
+        for t in ambiguous_steps(group.config, tol_dtype or scenario.dtype, scenario.steps, scalar_eps):
             pairs.append((gi, t))
     pairs = pairs[:4]
     out = []
@@ -252,7 +268,8 @@ def judge(target: Target, scenario: Scenario, *, guarded_nan: bool = False,
     configs so that a check looks past them (:func:`apply_model`); JSON-able, so a
     replay reproduces it.
     """
-    okw = dict(oracle_kwargs or {})
+    okw = {**model_oracle_kwargs(model), **(oracle_kwargs or {})}
+    scalar_eps = 2.0**-23 if model and model.get("step_scalars") == "float32" else EPS64
     if observed is None:
         try:
             observed = observe(target, scenario)
@@ -269,15 +286,15 @@ def judge(target: Target, scenario: Scenario, *, guarded_nan: bool = False,
         guarded = scenario.with_configs(lambda c: c.replace(eps=1e-300) if c.eps == 0.0 else c)
         alternatives.append(run_oracle(guarded, **okw))
     mismatch, used_alt = compare(observed, expected, scenario.dtype, alternatives=alternatives,
-                                 tol_dtype=tol_dtype)
+                                 tol_dtype=tol_dtype, scalar_eps=scalar_eps)
     if mismatch is None:
         notes = ["matched the guarded 0/0 → 0 update where the spec has NaN"] if used_alt else []
         return Outcome("acceptable" if used_alt else "pass", None, notes, observed, expected)
-    for flips in _flip_sets(scenario, tol_dtype):
+    for flips in _flip_sets(scenario, tol_dtype, scalar_eps):
         alt = run_oracle(scenario, flips=flips, **okw)
         alt_alternatives = alternatives
         alt_mismatch, alt_used = compare(observed, alt, scenario.dtype, alternatives=alt_alternatives,
-                                         tol_dtype=tol_dtype)
+                                         tol_dtype=tol_dtype, scalar_eps=scalar_eps)
         if alt_mismatch is None:
             where = ", ".join(f"group {g} step {t}" for g, t in sorted(flips))
             return Outcome("acceptable", None,

@@ -229,13 +229,19 @@ def fingerprint(target: Target, base: RAdamConfig | None = None, dtype: str | No
     dtype = dtype or target.default_dtype
     prec = detect_precision(target, base, dtype) if precision else None
     tol_dtype = prec.tol_dtype if prec is not None else None
-    fp = _fingerprint(target, base, dtype, tol_dtype)
+    model = dict(prec.model) if prec is not None else {}
+    fp = _fingerprint(target, base, dtype, tol_dtype, model)
     fp.precision, fp.tol_dtype = prec, tol_dtype
+    fp.model.update(model)
     return fp
 
 
-def _fingerprint(target: Target, base: RAdamConfig, dtype: str, tol_dtype: str | None) -> Fingerprint:
+def _fingerprint(target: Target, base: RAdamConfig, dtype: str, tol_dtype: str | None,
+                 model: dict | None = None) -> Fingerprint:
+    from .compare import model_oracle_kwargs
+
     tdt = tol_dtype or dtype
+    okw = model_oracle_kwargs(model)
     observed = []
     for name, scenario in probes(base, dtype):
         try:
@@ -246,10 +252,10 @@ def _fingerprint(target: Target, base: RAdamConfig, dtype: str, tol_dtype: str |
         ok, err = True, 0.0
         for _, scenario, obs in observed:
             variant = scenario.with_configs(lambda c, cand=cand: c.replace(**cand))
-            e = normalized_error(obs, run_oracle(variant), tdt)
+            e = normalized_error(obs, run_oracle(variant, **okw), tdt)
             err += min(e, 1e300)
             if e > 1.0 and ok:
-                ok = judge(target, variant, observed=obs, tol_dtype=tol_dtype).ok
+                ok = judge(target, variant, observed=obs, tol_dtype=tol_dtype, model=model or None).ok
             if not ok and not full:
                 break
         return ok, err
@@ -315,12 +321,17 @@ class Precision:
         tol_dtype: the dtype whose tolerance the target meets (None: its own).
         detail: how it was established.
         scenario: the probe that shows it (JSON), for the finding's repro.
+        model: what the checks should assume to look past it
+            (:func:`~.compare.apply_model`): ``{"step_scalars": "float32"}`` when
+            the spec with step scalars evaluated in float32
+            (:func:`~.diagnose.float32_step_scalars`) reproduces the target.
     """
 
     causes: list
     tol_dtype: str | None
     detail: str = ""
     scenario: dict | None = None
+    model: dict = dataclasses.field(default_factory=dict)
 
     @property
     def full(self) -> bool:
@@ -334,7 +345,8 @@ class Precision:
         return "; ".join(CAUSES[c].text for c in self.causes)
 
     def to_json(self) -> dict:
-        return {"causes": list(self.causes), "tol_dtype": self.tol_dtype, "detail": self.detail}
+        return {"causes": list(self.causes), "tol_dtype": self.tol_dtype, "detail": self.detail,
+                "model": dict(self.model)}
 
 
 def _round_hyper(c: RAdamConfig) -> RAdamConfig:
@@ -378,8 +390,6 @@ def detect_precision(target: Target, base: RAdamConfig, dtype: str) -> Precision
     """The arithmetic precision of ``target`` for ``dtype`` parameters (module docstring)."""
     from .diagnose import float32_step_scalars
 
-    if real_dtype(dtype) != "float64":
-        return Precision([], None, f"not probed: the parameters are {dtype}")
     observed = []
     for name, scenario in precision_probes(base, dtype):
         try:
@@ -387,6 +397,15 @@ def detect_precision(target: Target, base: RAdamConfig, dtype: str) -> Precision
         except (TargetError, NotSupported) as exc:
             return Precision([], None, f"probe {name!r} could not run: {exc}")
     (n1, s1, o1), (n2, s2, o2) = observed
+    scalars32 = {"step_scalars": "float32"}
+    if real_dtype(dtype) != "float64":
+        # parameters in their own low precision: only the step scalars can be worse
+        own = real_dtype(dtype)
+        if _best_error(o2, s2, own) > 1.0 and _best_error(o2, s2, own, schedule_fn=float32_step_scalars) <= 1.0:
+            return Precision(["precision/float32_step_scalars"], None,
+                             "matches the spec with step scalars evaluated in float32 by the cancelling formula "
+                             "(β₂ = 0.9999), not the spec", s2.to_json(), scalars32)
+        return Precision([], None, f"{dtype} parameters: checked at their own precision")
     e64 = [_best_error(o, s, "float64") for _, s, o in observed]
     if max(e64) <= 1.0:
         return Precision([], None, "within the float64 tolerance on the precision probes")
@@ -409,7 +428,7 @@ def detect_precision(target: Target, base: RAdamConfig, dtype: str) -> Precision
                          "where 1 − β₂ᵗ and ρ_t cancel", s2.to_json())
     if _best_error(o2, s2, "float32", schedule_fn=float32_step_scalars) <= 1.0:
         return Precision(["precision/float32_step_scalars"], "float32",
-                         "matches the spec with step scalars evaluated in float32", s2.to_json())
+                         "matches the spec with step scalars evaluated in float32", s2.to_json(), scalars32)
     return Precision([], None, f"not within the float64 tolerance ({e64[0]:.3g}×, {e64[1]:.3g}×) nor the "
                                f"float32 one ({e32[0]:.3g}×, {e32[1]:.3g}×) of any axis combination")
 

@@ -148,7 +148,10 @@ def run_isolated(name: str, kwargs: dict | None = None, *, timeout: float = DEFA
                         for line in lines:
                             if not line.strip():
                                 continue
-                            event = json.loads(line)
+                            try:
+                                event = json.loads(line)
+                            except ValueError:
+                                continue  # not ours (a target writing into the events file?)
                             kind = event.get("event")
                             if kind == "start":
                                 stage = event["stage"]

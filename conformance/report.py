@@ -231,6 +231,33 @@ def _finding_line(result, finding) -> str:
     return f"{finding.id}: {finding.title}{' [' + cause + ']' if cause else ''}{where}"
 
 
+def _cause_short(result) -> str:
+    """A few words for a failing check in the summary: its findings' cause ids
+    (the catalogue's), else the head of its most likely axis."""
+    if result.verdict == "error":
+        return "error"
+    causes = []
+    for finding in findings_of(result):
+        cause = getattr(finding, "cause", None)
+        if cause and cause not in causes:
+            causes.append(cause)
+    if causes:
+        return ", ".join(causes)
+    head = (result.axis or "?").split(":")[0].split(" (")[0]
+    return head if len(head) <= 30 else head[:29] + "…"
+
+
+def _failing_by_cause(results) -> str:
+    """``cause (check, check)`` per cause, ``cause (N checks)`` when many share one."""
+    by_cause: dict = {}
+    for r in results:
+        if r.verdict in ("fail", "error"):
+            for cause in _cause_short(r).split(", "):
+                by_cause.setdefault(cause, []).append(r.check)
+    return ", ".join(f"{cause} ({', '.join(checks) if len(checks) <= 2 else f'{len(checks)} checks'})"
+                     for cause, checks in by_cause.items())
+
+
 def print_summary(reports, console=None) -> None:
     """One table for ``--all``: a row per target."""
     console = console or _console()
@@ -245,7 +272,7 @@ def print_summary(reports, console=None) -> None:
     table.add_column("profile", no_wrap=True)
     table.add_column("verdict", no_wrap=True)
     table.add_column("✓/≈/✗/–", no_wrap=True, justify="center")
-    table.add_column("failing checks (most likely axis)", overflow="fold")
+    table.add_column("failing checks (cause)", overflow="fold")
     table.add_column("fingerprint", overflow="fold")
     table.add_column("time", justify="right", no_wrap=True)
     for rep in reports:
@@ -258,8 +285,7 @@ def print_summary(reports, console=None) -> None:
             continue
         counts = {v: sum(r.verdict == v for r in rep.results) for v in SYMBOLS}
         tally = f"{counts['pass']}/{counts['acceptable']}/{counts['fail'] + counts['error']}/{counts['not supported']}"
-        failing = ", ".join(f"{r.check} ({r.axis.split(':')[0].split(' (')[0] if r.axis else '?'})"
-                            for r in rep.results if r.verdict in ("fail", "error"))
+        failing = _failing_by_cause(rep.results)
         style = _TARGET_STYLE.get(rep.verdict, "bold")
         table.add_row(rep.target, rep.profile, f"[{style}]{rep.verdict}[/]", tally, _escape(failing) or "—",
                       fingerprint_short(rep.fingerprint), f"{rep.seconds:.0f}s")

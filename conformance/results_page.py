@@ -211,9 +211,9 @@ EXPLANATIONS = {
         "`ro = ro_inf − 2·t·β₂ᵗ/(1−β₂ᵗ)` then cancels (SPEC-NOTES).  The diagnosis reproduces the "
         "target exactly by the spec with step scalars computed this way.  Effects: r_t off by "
         "~1 % at the first rectified step for the default β₂ = 0.999, the first rectified step at "
-        "t = 2 instead of 6 for β₂ = 0.9999 and at t = 1 for β₂ = 0.99999 (ρ_1 off by ~270).  Every "
-        "check whose drawn or designed inputs reach such β₂ fails for this one reason.  With x64 "
-        "these findings disappear."
+        "t = 2 instead of 6 for β₂ = 0.9999 and at t = 1 for β₂ = 0.99999 (ρ_1 off by ~270).  The "
+        "`arithmetic` check reports it once; the other checks look past it (their oracle computes the "
+        "step scalars the same way).  With x64 this finding disappears."
     ),
 }
 
@@ -378,7 +378,8 @@ def third_party_section(reports: list) -> list:
         findings = [f for r in rep.results for f in r.findings if f.severity == "fail"]
         done = set()
         for f in findings:
-            lines.append(f"- `{f.id}` — {_md_escape(f.title)} — cause `{f.cause}`: {_md_escape(f.cause_text)}")
+            what = f.title if f.cause_text in f.title else f"{f.title} — {f.cause_text}"
+            lines.append(f"- `{f.id}` — {_md_escape(what)} (cause `{f.cause}`)")
         lines.append("")
         for f in findings:
             snippet = SNIPPETS.get(f.cause)

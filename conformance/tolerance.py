@@ -46,6 +46,12 @@ whose rounding is biased really does drift linearly) — so it grows with the
 number of steps.  K = 8 covers the few roundings per operation counted above
 with a margin; nothing in it is fitted to a particular implementation.
 
+Once a target has been *reported* as computing its step scalars in float32 (the
+``arithmetic`` check), the other checks look past that finding: their oracle
+evaluates the step scalars the same way, and ε₃₂ replaces ε₆₄ in front of S⁶⁴_t
+and in the branch window (``scalar_eps``), since the target's own cancelling
+formula differs from the oracle's by that much.
+
 What the bound deliberately does *not* allow: step scalars evaluated by the
 cancelling formula in float32 (ε₃₂ in place of ε₆₄ above: errors from 1 % to 50 %
 in r_t around the first rectified step for β₂ ≥ 0.999), or computed from β₂
@@ -124,19 +130,20 @@ def scalar_conditioning(config: RAdamConfig, sched) -> tuple[float, float]:
     return sigma, sigma64
 
 
-def branch_window(config: RAdamConfig, dtype: str, t: int) -> float:
+def branch_window(config: RAdamConfig, dtype: str, t: int, scalar_eps: float = EPS64) -> float:
     """Half-width of the band around the threshold, at step t, where either branch
-    is acceptable."""
+    is acceptable.  ``scalar_eps``: the precision of the cancelling step-scalar
+    formula (ε₆₄; ε₃₂ for a target already reported as computing them in float32)."""
     rho = config.schedule(t).rho_t
-    return K * (EPS64 * _naive_rho_error(config, t) + machine_epsilon(dtype) * abs(rho))
+    return K * (scalar_eps * _naive_rho_error(config, t) + machine_epsilon(dtype) * abs(rho))
 
 
-def ambiguous_steps(config: RAdamConfig, dtype: str, steps: int) -> list[int]:
+def ambiguous_steps(config: RAdamConfig, dtype: str, steps: int, scalar_eps: float = EPS64) -> list[int]:
     """Steps t ≤ ``steps`` whose ρ_t is inside the branch window of the threshold."""
     out = []
     for t in range(1, steps + 1):
         rho = config.schedule(t).rho_t
-        window = branch_window(config, dtype, t)
+        window = branch_window(config, dtype, t, scalar_eps)
         if abs(rho - config.threshold) <= window:
             out.append(t)
         if rho > config.threshold + window:
@@ -144,11 +151,11 @@ def ambiguous_steps(config: RAdamConfig, dtype: str, steps: int) -> list[int]:
     return out
 
 
-def tolerance(scale: np.ndarray, dtype: str) -> np.ndarray:
+def tolerance(scale: np.ndarray, dtype: str, scalar_eps: float = EPS64) -> np.ndarray:
     """Allowed |target − oracle| per element given the error scales (S_t, S⁶⁴_t)
     stacked on the first axis."""
     with np.errstate(invalid="ignore", over="ignore"):
-        tol = K * (machine_epsilon(dtype) * scale[0] + EPS64 * scale[1]) + smallest_normal(dtype)
+        tol = K * (machine_epsilon(dtype) * scale[0] + scalar_eps * scale[1]) + smallest_normal(dtype)
     return np.where(np.isnan(tol), np.inf, tol)
 
 

@@ -5,7 +5,8 @@
   check TARGET [--kwargs JSON] [--profile NAME]   run a target on its profile's vectors
 
 Exit status: 0 ok; 1 a file is invalid or a test fails; 2 usage error (an
-unknown profile, a missing file or directory, bad JSON in --kwargs), one line.
+unknown profile, a missing file or directory, bad JSON in --kwargs), one line,
+or a target that broke (exited, hung, wrote garbage: "ERROR ...").
 """
 
 from __future__ import annotations
@@ -57,7 +58,10 @@ def run(args) -> int:
                 return _usage(f"--profile: unknown profile {name!r} (known: {', '.join(PROFILES)})")
         if args.out is not None and not os.path.isdir(args.out):
             return _usage(f"--out: {args.out!r} is not an existing directory")
-        paths = vectors.generate_all(args.out, args.profile)
+        try:
+            paths = vectors.generate_all(args.out, args.profile)
+        except OSError as exc:
+            return _usage(f"--out: cannot write {exc.filename or args.out!r}: {exc.strerror or exc}")
         for path in paths:
             print(f"wrote {path}")
         return 0
@@ -81,28 +85,43 @@ def run(args) -> int:
                 print(f"ok      {path}")
         return 1 if bad else 0
     # check
-    from .adapters.registry import TargetUnavailable, resolve_target
+    from .adapters.registry import TargetUnavailable, check_kwargs, resolve_target
 
     try:
         kwargs = json.loads(args.kwargs) if args.kwargs else {}
-    except json.JSONDecodeError as exc:
+    except ValueError as exc:
         return _usage(f"--kwargs: invalid JSON {args.kwargs!r} ({exc})")
+    if not isinstance(kwargs, dict):
+        return _usage(f"--kwargs: expected a JSON object, got {args.kwargs!r}")
+    problem = check_kwargs(kwargs)
+    if problem:
+        return _usage(problem)
     if args.profile is not None and args.profile not in PROFILES:
         return _usage(f"--profile: unknown profile {args.profile!r} (known: {', '.join(PROFILES)})")
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.append(os.getcwd())  # module:attr in the current directory, as `python -m` would find it
     try:
         target = resolve_target(args.target, kwargs, profile=args.profile)
     except TargetUnavailable as exc:
         return _usage(str(exc))
     import warnings
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        results = vectors.check_target(target)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            results = vectors.check_target(target)
+        if hasattr(target, "shutdown"):  # a port: close it, checking its counts
+            target.shutdown()
+    except Exception as exc:  # noqa: BLE001 - a target that broke (a port that died or hung): exit 2
+        if not getattr(exc, "target_fault", False):
+            raise
+        print(f"ERROR {target.describe()}: {exc}")
+        return 2
     failed = [r for r in results if r.ok is False]
     skipped = [r for r in results if r.ok is None]
     for r in results:
         if r.ok is False:
             print(f"FAIL tcId {r.tc_id} ({r.result}): {r.message}")
     print(f"{target.describe()} on the {target.profile!r} vectors: {len(results) - len(failed) - len(skipped)} "
-          f"passed, {len(failed)} failed, {len(skipped)} skipped (options the target cannot be told)")
+          f"passed, {len(failed)} failed, {len(skipped)} skipped (a dtype or option the target does not support)")
     return 1 if failed else 0

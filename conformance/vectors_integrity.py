@@ -72,7 +72,9 @@ def loads_strict(text: str) -> dict:
     _check_depth(text)
     try:
         data = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
-    except json.JSONDecodeError as exc:
+    except VectorFileError:
+        raise
+    except ValueError as exc:  # JSONDecodeError, and an integer too long to convert
         raise VectorFileError(f"not JSON: {exc}") from None
     if not isinstance(data, dict):
         raise VectorFileError(f"the top level is a JSON {type(data).__name__}, not an object")

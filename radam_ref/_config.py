@@ -65,6 +65,8 @@ from __future__ import annotations
 import dataclasses
 import math
 import numbers
+import os
+import sys
 from fractions import Fraction
 from typing import Any
 
@@ -116,7 +118,11 @@ _FROM_PROFILE: Any = _FromProfile()
 def _real(name: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number, got {value!r}")
-    return float(value)
+    try:
+        value = float(value)
+    except OverflowError:
+        raise ValueError(f"Invalid {name} value: {value!r:.40} (too large for a float)") from None
+    return value + 0.0  # -0.0 becomes 0.0
 
 
 def _nonnegative(name: str, value: Any) -> float:
@@ -127,9 +133,24 @@ def _nonnegative(name: str, value: Any) -> float:
 
 
 def _choice(name: str, value: Any, choices: tuple) -> Any:
-    if value not in choices:
+    if not isinstance(value, str) or value not in choices:
         raise ValueError(f"Invalid {name}: {value!r} (choose one of {choices})")
-    return value
+    return str(value)  # a str subclass (numpy.str_) becomes a plain str
+
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def _caller_stacklevel() -> int:
+    """The ``stacklevel`` that points a warning raised in this module at the first
+    frame outside radam_ref (and the dataclass machinery): the user's line."""
+    frame, level = sys._getframe(2), 2  # the caller of the function that warns
+    while frame is not None:
+        name = frame.f_code.co_filename
+        if not (name.startswith(_PACKAGE_DIR) or name.startswith("<") or name == dataclasses.__file__):
+            break
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 @dataclasses.dataclass(frozen=True)
@@ -211,12 +232,10 @@ class RAdamConfig:
                 "r_t is real only for rho_t > 4)"
             )
         s(self, "threshold", threshold)
-        _choice("comparison", self.comparison, COMPARISONS)
-        _choice("eps_placement", self.eps_placement, EPS_PLACEMENTS)
-        _choice("weight_decay_mode", self.weight_decay_mode, WEIGHT_DECAY_MODES)
-        _choice("decay_form", self.decay_form, DECAY_FORMS)
-        _choice("before_rectification", self.before_rectification, BEFORE_RECTIFICATION)
-        _choice("nonfinite", self.nonfinite, NONFINITE_POLICIES)
+        for name, choices in (("comparison", COMPARISONS), ("eps_placement", EPS_PLACEMENTS),
+                              ("weight_decay_mode", WEIGHT_DECAY_MODES), ("decay_form", DECAY_FORMS),
+                              ("before_rectification", BEFORE_RECTIFICATION), ("nonfinite", NONFINITE_POLICIES)):
+            s(self, name, _choice(name, getattr(self, name), choices))
         for flag in ("nesterov", "maximize"):
             if not isinstance(getattr(self, flag), bool):
                 raise TypeError(f"{flag} must be a bool, got {getattr(self, flag)!r}")
@@ -244,7 +263,7 @@ class RAdamConfig:
                 f"learning rate {self.lr!r} > {HUGE_LR}: each RAdam step moves every element by about lr"
             )
         for problem in problems:
-            warnings.warn(f"RAdamConfig: {problem}", RAdamConfigWarning, stacklevel=4)
+            warnings.warn(f"RAdamConfig: {problem}", RAdamConfigWarning, stacklevel=_caller_stacklevel())
 
     @property
     def beta1(self) -> float:

@@ -4,6 +4,12 @@ The spec accepts ``params`` as a single array or a (nested) list/tuple/dict of
 arrays and returns results of the same structure.  This module flattens such a
 container into a list of leaves plus a hashable description of its structure,
 and rebuilds it; nothing array-specific happens here.
+
+A dict's structure is its set of keys, taken in sorted order (insertion order
+when the keys do not sort), as JAX does: ``jax.grad`` returns a dict with sorted
+keys whatever the order of the params', and both must be the same structure.
+Rebuilt dicts have their keys in that order.  Containers nested deeper than
+:data:`MAX_DEPTH`, or containing themselves, are a ValueError.
 """
 
 from __future__ import annotations
@@ -14,23 +20,42 @@ __all__ = ["flatten", "unflatten", "leaf_paths", "describe_mismatch"]
 
 _LEAF = ("*",)
 
+#: The deepest nesting of containers accepted (far beyond any model's parameters).
+MAX_DEPTH = 100
+
+
+def dict_keys(node: dict) -> tuple:
+    """The keys of ``node`` in canonical order: sorted, or as inserted if they do not sort."""
+    try:
+        return tuple(sorted(node))
+    except TypeError:
+        return tuple(node)
+
 
 def flatten(tree: Any) -> tuple[list, tuple]:
     """Return ``(leaves, treedef)``; ``treedef`` is hashable and comparable."""
     leaves: list = []
+    path: set = set()  # ids of the containers being walked: a container inside itself is a cycle
 
-    def walk(node):
-        if isinstance(node, dict):
-            keys = tuple(node.keys())
-            return ("dict", keys, tuple(walk(node[k]) for k in keys))
-        if isinstance(node, tuple) and not hasattr(node, "_fields"):
-            return ("tuple", tuple(walk(child) for child in node))
-        if isinstance(node, list):
-            return ("list", tuple(walk(child) for child in node))
-        leaves.append(node)
-        return _LEAF
+    def walk(node, depth):
+        kind = _kind(node)
+        if kind == "leaf":
+            leaves.append(node)
+            return _LEAF
+        if depth >= MAX_DEPTH:
+            raise ValueError(f"containers nested deeper than {MAX_DEPTH} levels")
+        if id(node) in path:
+            raise ValueError(f"a {kind} that contains itself")
+        path.add(id(node))
+        if kind == "dict":
+            keys = dict_keys(node)
+            out = ("dict", keys, tuple(walk(node[k], depth + 1) for k in keys))
+        else:
+            out = (kind, tuple(walk(child, depth + 1) for child in node))
+        path.discard(id(node))
+        return out
 
-    treedef = walk(tree)
+    treedef = walk(tree, 0)
     return leaves, treedef
 
 
@@ -88,7 +113,7 @@ def _describe_node(node: Any) -> str:
     """``a list of 2``, ``a dict with keys ['b', 'w']``, ``an array (numpy.ndarray)``."""
     kind = _kind(node)
     if kind == "dict":
-        return f"a dict with keys {list(node.keys())!r}"
+        return f"a dict with keys {list(dict_keys(node))!r}"
     if kind in ("list", "tuple"):
         return f"a {kind} of {len(node)}"
     shape = getattr(node, "shape", None)
@@ -108,13 +133,13 @@ def describe_mismatch(name_a: str, tree_a: Any, name_b: str, tree_b: Any) -> str
     def walk(a, b, path):
         ka, kb = _kind(a), _kind(b)
         if ka != kb or (ka in ("list", "tuple") and len(a) != len(b)) or (
-                ka == "dict" and tuple(a.keys()) != tuple(b.keys())):
+                ka == "dict" and dict_keys(a) != dict_keys(b)):
             if ka == kb == "leaf":
                 return None
             return (f"{name_a}{path} is {_describe_node(a)}, "
                     f"{name_b}{path} is {_describe_node(b)}")
         if ka == "dict":
-            for key in a:
+            for key in dict_keys(a):
                 found = walk(a[key], b[key], f"{path}[{key!r}]")
                 if found:
                     return found

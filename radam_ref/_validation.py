@@ -34,7 +34,12 @@ def check_structures(named_trees: Sequence[tuple[str, Any]]):
 
     Returns ``(treedef, [leaves of each tree])``.
     """
-    flat = [(name, *flatten(tree)) for name, tree in named_trees]
+    flat = []
+    for name, tree in named_trees:
+        try:
+            flat.append((name, *flatten(tree)))
+        except ValueError as exc:  # too deep, or a cycle
+            raise ValueError(f"{name}: {exc}") from None
     first_name, _, first_def = flat[0]
     first_tree = named_trees[0][1]
     for (name, _, treedef), (_, tree) in zip(flat[1:], named_trees[1:]):

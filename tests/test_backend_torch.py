@@ -453,13 +453,16 @@ def run_against_spec(optimizer, params, specs, grads, *, exact: bool, label: str
 
 def _spec_order_is_exact(options: dict, path: str) -> bool:
     """Bit equality with the spec is promised for the spec's operation order (the
-    default except for the torch profiles) on the single, fused and capturable paths."""
+    default except for the torch profiles) on the single and capturable paths.  The
+    fused kernel's square root is IEEE while torch's float32 CPU sqrt is not always
+    correctly rounded, so it is held to the rounding bound (and, per step, to the
+    bound tested in test_backend_torch_adversarial.py)."""
     config = expected_config(options)
     torch_order = options.get("op_order") == "torch" or (
         "op_order" not in options and config.profile in ("torch", "torch_decoupled")
         and config.eps_placement == "before_bias_correction" and not config.eps_root
         and not config.nesterov)
-    return not torch_order and path in ("single", "fused", "capturable")
+    return not torch_order and path in ("single", "capturable")
 
 
 @pytest.mark.parametrize("path", sorted(PATHS))
@@ -485,13 +488,12 @@ def test_optim_inputs_match_the_spec(kwargs, desc, path):
 def test_spec_order_is_bit_identical_to_the_spec(problem, path):
     """All profiles (with the spec's operation order), drawn axes, hyperparameters,
     thresholds on a step's ρ_t, shapes, layouts, dtypes, groups, None/zero grads.
-    Non-contiguous tensors on the fused path go to the foreach path: checked within
-    a bound there, bit for bit everywhere else."""
+    The fused path is checked within the rounding bound (its sqrt is IEEE, torch's
+    is not always), the others bit for bit."""
     optimizer, params, specs, grads = build(problem, PATHS[path], force={"op_order": "spec"})
     if path == "fused" and not all(p.is_contiguous() for p in params):
-        path = "default"
         optimizer = rebuilt_on_default_path(optimizer)
-    run_against_spec(optimizer, params, specs, grads, exact=(path != "default"),
+    run_against_spec(optimizer, params, specs, grads, exact=(path != "fused"),
                      label=f"path {path}")
 
 
@@ -522,7 +524,7 @@ def test_fast_paths_match_the_single_tensor_path(problem, fast, op_order):
     problem = (steps, dtype, groups, kinds, seed)
     single, p_single, _, grads = build(problem, PATHS["single"], force={"op_order": op_order})
     other, p_other, _, _ = build(problem, PATHS[fast], force={"op_order": op_order})
-    exact_here = fast == "fused" and op_order == "spec"
+    exact_here = False  # the fused kernel's per-step bound: test_backend_torch_adversarial
     if fast == "fused" and not all(p.is_contiguous() for p in p_other):
         other = rebuilt_on_default_path(other)
         exact_here = False

@@ -149,6 +149,16 @@ def test_replay_usage_errors(tmp_path, capsys):
     (tmp_path / "r.json").write_text(json.dumps({"target": "radam_ref.step", "checks": []}))
     assert main(["replay", str(tmp_path / "r.json"), "threshold/1"]) == 2
     assert "no replayable finding 'threshold/1'" in capsys.readouterr().err
+    from radam_ref.conformance.replay_cli import find
+
+    finding = {"id": "threshold/1", "check": "threshold", "scenario": {"s": 1}, "extra": {"k": 2}}
+    reports = [{"target": "a", "checks": []},
+               {"target": "b", "checks": [{"check": "threshold", "verdict": "fail", "findings": [finding]}]}]
+    assert "write N:threshold/1" in find(reports, "threshold/1")
+    report, check, ref, scenario, extra = find(reports, "2:threshold/1")
+    assert (report["target"], check, ref, scenario, extra) == ("b", "threshold", "threshold/1", {"s": 1}, {"k": 2})
+    assert find(reports, "2:threshold")[2] == "threshold/1"  # a check name: its first finding
+    assert "no report 3" in find(reports, "3:threshold/1")
 
 
 @pytest.mark.parametrize("argv,needle", [

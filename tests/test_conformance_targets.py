@@ -23,8 +23,7 @@ KNOWN_FINDINGS = {
     ("torch.optim.RAdam", (("foreach", True),)): {"eps_zero": "expected 0"},
     ("optax.radam", (("x64", True),)): {"autodiff": "nan", "complex": "complex convention"},
     ("optax.radam", ()): {
-        "threshold": "step-scalar arithmetic",
-        "long_horizon": "step-scalar arithmetic",
+        "arithmetic": "step scalars (1 − βᵗ, ρ_t, r_t) computed in float32",
         "autodiff": "nan",
         "complex": "complex convention",
     },

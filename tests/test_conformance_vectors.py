@@ -137,7 +137,7 @@ def test_porting_guide_port_passes_the_vectors(capsys):
     (("if rho > 4.0:", "if rho >= 5.0:"), "constant gradient through the first rectified step"),
     (("math.sqrt(v[i]) + eps", "math.sqrt(v[i] / bc2) * math.sqrt(bc2) + eps * math.sqrt(bc2)"),
      "small gradients"),
-    (("p[i] = p[i] * (1.0 - lr * weight_decay)", "gi = gi + weight_decay * p[i]"), "weight decay 0.1"),
+    (("p[i] = p[i] - (lr * weight_decay) * p[i]", "gi = gi + weight_decay * p[i]"), "weight decay 0.1"),
 ])
 def test_porting_guide_catches_a_broken_port(breakage, flag_text, capsys):
     port, check = _porting_guide_blocks()
@@ -313,3 +313,96 @@ def test_cli_path_errors_inside_a_command_are_one_line(tmp_path, monkeypatch, ca
     assert cli.main(["demo"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("radam-ref demo: error: No such file or directory: "), err
+
+
+# --------------------------------------------------------------------------- #
+# Hostile input found by review: each was a traceback or a misleading line
+# --------------------------------------------------------------------------- #
+
+
+def test_an_integer_too_long_to_convert_is_a_one_line_read_error(tmp_path):
+    problems = vectors.validate_file(_write(tmp_path, '{"schemaVersion": ' + "9" * 5000 + "}"))
+    assert len(problems) == 1 and problems[0].startswith("cannot read: not JSON: Exceeds the limit"), problems
+
+
+def _cli(tmp_path, *argv):
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "radam_ref", "vectors", *argv], capture_output=True, text=True,
+                          cwd=tmp_path, timeout=300)
+
+
+@pytest.mark.parametrize("kwargs,needle", [
+    ("[1]", "--kwargs: expected a JSON object, got '[1]'"),
+    ('"x"', "--kwargs: expected a JSON object"),
+    ('{"lr": 0.1}', "'lr' is a hyperparameter the suite draws"),
+])
+def test_check_kwargs_that_are_not_options_are_usage_errors(tmp_path, kwargs, needle):
+    proc = _cli(tmp_path, "check", "radam_ref.step", "--kwargs", kwargs)
+    assert proc.returncode == 2 and needle in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+
+
+def test_check_finds_a_module_in_the_current_directory(tmp_path):
+    # docs/porting.md: `radam-ref vectors check mymodule:step --profile paper`
+    (tmp_path / "mymodule.py").write_text("from radam_ref import step\n")
+    proc = _cli(tmp_path, "check", "mymodule:step", "--profile", "paper")
+    assert proc.returncode == 0 and "24 passed, 0 failed, 0 skipped" in proc.stdout, proc.stdout + proc.stderr
+
+
+_DYING_PORT = '''
+import json, sys
+from radam_ref.conformance.scenario import config_from_json
+for line in sys.stdin:
+    req = json.loads(line)
+    if req["method"] == "hello":
+        print(json.dumps({"id": req["id"], "result": {"protocol": 1, "name": "dying", "version": "0",
+              "capabilities": {"dtypes": ["float64"]}}}), flush=True)
+    elif req["method"] == "open":
+        print(json.dumps({"id": req["id"], "result": {"session": 0}}), flush=True)
+    else:
+        sys.stderr.write("dying: out of memory\\n")
+        sys.exit(3)
+'''
+
+
+def test_check_reports_a_port_that_dies_as_error_with_status_2(tmp_path):
+    import sys
+
+    (tmp_path / "port.py").write_text(_DYING_PORT)
+    proc = _cli(tmp_path, "check", f"exec:{sys.executable} port.py")
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 2, out
+    assert "ERROR dying 0" in out and "exited with status 3 instead of answering step" in out, out
+    assert "dying: out of memory" in out and "Traceback" not in out
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # the eps = 0 vectors divide 0 by 0
+def test_check_counts_tests_of_an_unsupported_dtype_as_skipped():
+    class Float64Only:
+        """radam_ref.step, declaring float64 only (as the JS port does)."""
+
+        def __init__(self):
+            self.inner = resolve_target("radam_ref.step")
+            self.profile, self.dtypes = "paper", ("float64",)
+
+        def __getattr__(self, name):
+            return getattr(self.inner, name)
+
+    results = vectors.check_target(Float64Only())
+    skipped = [r for r in results if r.ok is None]
+    assert len(results) == 24 and len(skipped) == 12, (len(results), len(skipped))
+    assert all("dtype float32" in r.message for r in skipped)
+    assert all(r.ok for r in results if r.ok is not None)
+
+
+def test_a_resealed_edit_is_named_by_the_regeneration_check(tmp_path):
+    from radam_ref.conformance.vectors_integrity import seal
+
+    data = vectors.load(vectors.vector_path("paper"))
+    test = data["testGroups"][0]["tests"][0]
+    test["expected"][0] = ["0x1.0000000000000p+0"] * len(test["expected"][0])
+    problems = vectors.validate_file(_write(tmp_path, json.dumps(seal(data))))
+    assert len(problems) == 1, problems
+    assert "at $.testGroups[0].tests[0].expected" in problems[0]
+    assert "same generator version: the file was edited and resealed" in problems[0]

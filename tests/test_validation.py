@@ -278,8 +278,8 @@ def test_structure_mismatch():
     with pytest.raises(ValueError, match=names("params is a list of 2", "grads is a tuple of 2")):
         radam_ref.step(p, (_ok(), _ok()), state)
     d = {"w": _ok(), "b": _ok()}
-    with pytest.raises(ValueError, match=names("params is a dict with keys ['w', 'b']",
-                                               "grads is a dict with keys ['w', 'bias']")):
+    with pytest.raises(ValueError, match=names("params is a dict with keys ['b', 'w']",
+                                               "grads is a dict with keys ['bias', 'w']")):
         radam_ref.step(d, {"w": _ok(), "bias": _ok()}, radam_ref.init(d))
     other_state = radam_ref.init([_ok()])
     with pytest.raises(ValueError, match=names("state.m does not match params", "params is a list of 2",
@@ -460,3 +460,70 @@ def test_validation_of_state_from_init_roundtrip():
     state = RAdamState(count=0, m=state.m, v=_ok((2,)))
     with pytest.raises(ValueError, match=names("state.v", "(2,)", "(3,)")):
         radam_ref.step(p, p, state)
+
+
+# --------------------------------------------------------------------------- #
+# Hostile values found by review
+# --------------------------------------------------------------------------- #
+
+
+@pytest.mark.parametrize("field", ["lr", "eps", "weight_decay", "threshold", "eps_root"])
+def test_an_integer_too_large_for_a_float_is_a_value_error(field):
+    with pytest.raises(ValueError, match="too large for a float"):
+        RAdamConfig(**{field: 10 ** 400})
+    with pytest.raises(ValueError, match="too large for a float"):
+        RAdamConfig(betas=(0.9, 10 ** 400))
+
+
+def test_negative_zero_is_stored_as_zero():
+    config = RAdamConfig(lr=-0.0, weight_decay=-0.0, eps=-0.0, betas=(-0.0, 0.999))
+    for value in (config.lr, config.weight_decay, config.eps, config.beta1):
+        assert value == 0.0 and math.copysign(1.0, value) == 1.0
+
+
+def test_option_values_are_stored_as_plain_strings():
+    config = RAdamConfig(comparison=np.str_(">="), decay_form=np.str_("multiply"))
+    assert type(config.comparison) is str and type(config.decay_form) is str
+    assert config == RAdamConfig(comparison=">=", decay_form="multiply")
+
+
+@pytest.mark.parametrize("build", [
+    lambda: RAdamConfig(lr=2.0),
+    lambda: RAdamConfig.from_profile("torch", lr=2.0),
+    lambda: RAdamConfig().replace(lr=2.0),
+    lambda: radam_ref.PROFILES["paper"].config().replace(lr=2.0, weight_decay=1.0),
+])
+def test_config_warnings_point_at_the_callers_line(build):
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        build()
+    assert caught and all(w.filename == __file__ for w in caught), [(w.filename, w.lineno) for w in caught]
+
+
+def test_dicts_with_the_same_keys_in_another_order_are_the_same_structure():
+    """jax.grad returns dicts with sorted keys whatever the params' order (found by review)."""
+    params = {"w": np.array([1.0, 2.0]), "b": np.array([0.5])}
+    grads = {"b": np.array([0.25]), "w": np.array([0.5, -0.5])}
+    new, state = radam_ref.step(params, grads, radam_ref.init(params), RAdamConfig(lr=0.1))
+    same, _ = radam_ref.step([params["b"], params["w"]], [grads["b"], grads["w"]],
+                             radam_ref.init([params["b"], params["w"]]), RAdamConfig(lr=0.1))
+    assert list(new) == ["b", "w"]  # rebuilt in sorted order, as JAX does
+    np.testing.assert_array_equal(new["b"], same[0])
+    np.testing.assert_array_equal(new["w"], same[1])
+
+
+def test_cyclic_or_absurdly_deep_containers_are_value_errors():
+    cyclic: list = [np.ones(2)]
+    cyclic.append(cyclic)
+    with pytest.raises(ValueError, match="params: a list that contains itself"):
+        radam_ref.init(cyclic)
+    deep = np.ones(2)
+    for _ in range(5000):
+        deep = [deep]
+    with pytest.raises(ValueError, match="params: containers nested deeper than 100 levels"):
+        radam_ref.init(deep)
+    shared = np.ones(2)
+    fine = [shared, [shared]]  # the same leaf twice is no cycle
+    radam_ref.init(fine)

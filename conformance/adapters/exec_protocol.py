@@ -60,6 +60,7 @@ from importlib import resources
 import numpy as np
 
 from radam_ref import RAdamConfig
+from radam_ref._profiles import PROFILES
 
 from ..scenario import config_to_json
 from ..schema import SchemaError, validate
@@ -80,6 +81,13 @@ _OPTIONS = ("threshold", "comparison", "eps_placement", "eps_root", "decay_form"
             "before_rectification", "nesterov", "maximize")
 _HEX = re.compile(r"^(-?(0[xX][0-9a-fA-F]+(\.[0-9a-fA-F]*)?[pP][+-]?[0-9]+|inf)|nan)$")
 _TAIL_LINES = 20
+#: Longest stderr line kept for messages (characters; the rest is cut).
+_TAIL_WIDTH = 240
+#: Longest reply line accepted (bytes): a port that writes more without a
+#: newline is broken, not slow (the suite's largest replies are a few MB).
+MAX_LINE_BYTES = 64 << 20
+#: Deepest nesting accepted in a reply (the protocol needs 6; state blobs are the port's own).
+MAX_DEPTH = 64
 
 
 class PortFailure(Exception):
@@ -127,24 +135,51 @@ def encode_array(a) -> dict:
     return {"shape": list(a.shape), "data": [_hex(float(x)) for x in a.reshape(-1).tolist()]}
 
 
-def _unhex(s: str) -> float:
+def _unhex(s) -> float:
+    if not isinstance(s, str):
+        raise ValueError(f"expected a hex float string, got {type(s).__name__} {s!r:.40}")
     if s in ("nan", "inf", "-inf"):
         return float(s)
-    return float.fromhex(s)
+    try:
+        return float.fromhex(s)
+    except OverflowError:
+        raise ValueError(f"hex float {s!r:.40} is too large for float64") from None
 
 
 def decode_array(d: dict) -> np.ndarray:
-    """Inverse of :func:`encode_array` (raises ValueError on a size/shape mismatch)."""
+    """Inverse of :func:`encode_array`.
+
+    Raises ValueError, never anything else, on any malformed input: a size/shape
+    mismatch, a value that is not a hex string (or, for a complex array, not a
+    pair of them), a hex float beyond float64's range.
+    """
     shape = tuple(d["shape"])
-    size = int(np.prod(shape)) if shape else 1
+    if not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in shape):
+        raise ValueError(f"shape {list(shape)!r:.80} is not a list of non-negative integers")
+    size = math.prod(shape)
     data = d["data"]
     if len(data) != size:
-        raise ValueError(f"array of shape {list(shape)} has {len(data)} elements, expected {size}")
+        raise ValueError(f"array of shape {list(shape)!r:.80} has {len(data)} elements, expected {size}")
     if d.get("complex"):
+        if not all(isinstance(z, list) and len(z) == 2 for z in data):
+            raise ValueError("a complex array's data must be [re, im] pairs")
         values = np.array([_unhex(r) + 1j * _unhex(i) for r, i in data], dtype=np.complex128)
     else:
         values = np.array([_unhex(x) for x in data], dtype=np.float64)
     return values.reshape(shape)
+
+
+def _depth_exceeds(value, limit: int) -> bool:
+    """Whether ``value`` (parsed JSON) nests deeper than ``limit`` (iteratively)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (dict, list)):
+            if depth > limit:
+                return True
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((c, depth + 1) for c in children if isinstance(c, (dict, list)))
+    return False
 
 
 def _group_json(group) -> dict:
@@ -166,7 +201,16 @@ def _describe_exit(code: int) -> str:
 
 
 class _Channel:
-    """One child process and its JSON-lines conversation (one request in flight)."""
+    """One child process and its JSON-lines conversation (one request in flight).
+
+    Nothing here can block past a deadline: requests are written without
+    blocking (a port that stops reading its stdin cannot stall the suite),
+    replies are read with ``select``, stderr is drained in whole chunks by a
+    thread (a port flooding it is never throttled), a reply line is capped at
+    :data:`MAX_LINE_BYTES`, and the port runs in its own process group, so
+    that killing it also kills any child it started.  The command is run
+    directly, never through a shell.
+    """
 
     def __init__(self, argv: list, *, cwd: str | None, timeout: float, label: str) -> None:
         self.label, self.timeout = label, timeout
@@ -174,17 +218,36 @@ class _Channel:
         self.failure: str | None = None
         self.stderr_tail: collections.deque = collections.deque(maxlen=_TAIL_LINES)
         self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, cwd=cwd, bufsize=0)
+                                     stderr=subprocess.PIPE, cwd=cwd, bufsize=0,
+                                     start_new_session=os.name == "posix")
         self._buffer = b""
+        self._scanned = 0
+        os.set_blocking(self.proc.stdin.fileno(), False)
         self._selector = selectors.DefaultSelector()
         self._selector.register(self.proc.stdout, selectors.EVENT_READ)
         self._stderr_thread = threading.Thread(target=self._drain_stderr, daemon=True)
         self._stderr_thread.start()
 
     def _drain_stderr(self) -> None:
-        stream = self.proc.stderr
-        for raw in iter(stream.readline, b""):
-            self.stderr_tail.append(raw.decode("utf-8", "replace").rstrip("\n"))
+        fd, partial = self.proc.stderr.fileno(), b""
+        while True:
+            try:
+                chunk = os.read(fd, 1 << 16)
+            except OSError:  # closed by kill()
+                break
+            if not chunk:
+                break
+            *lines, partial = (partial + chunk).split(b"\n")
+            for raw in lines:
+                self.stderr_tail.append(self._clip(raw))
+            partial = partial[:_TAIL_WIDTH + 1]  # a line without end is kept short
+        if partial:
+            self.stderr_tail.append(self._clip(partial))
+
+    @staticmethod
+    def _clip(raw: bytes) -> str:
+        text = raw[:_TAIL_WIDTH + 1].decode("utf-8", "replace").rstrip("\r")
+        return text if len(text) <= _TAIL_WIDTH else text[:_TAIL_WIDTH] + "…"
 
     def _tail(self) -> str:
         self._stderr_thread.join(timeout=0.2)
@@ -192,29 +255,74 @@ class _Channel:
             return ""
         return "; its stderr ends with: " + " | ".join(list(self.stderr_tail)[-5:])
 
+    def _kill_group(self) -> None:
+        """Kill the port and everything in its process group."""
+        if os.name == "posix":
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        if self.proc.poll() is None:
+            self.proc.kill()
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:  # pragma: no cover
+            pass
+
     def fail(self, what: str) -> None:
         """Kill the port, remember why, and raise :class:`PortFailure`; every
         later request raises the same failure, from the same place (so that
         Hypothesis, replaying a case, sees one consistent error)."""
         if self.failure is None:
-            if self.proc.poll() is None:
-                self.proc.kill()
-                try:
-                    self.proc.wait(timeout=5)
-                except subprocess.TimeoutExpired:  # pragma: no cover
-                    pass
+            self._kill_group()
             self.failure = f"port {self.label!r} {what}{self._tail()}"
         self.raise_failure()
 
     def raise_failure(self) -> None:
         raise PortFailure(self.failure)
 
+    def _write(self, data: bytes, deadline: float, doing: str) -> None:
+        fd, view = self.proc.stdin.fileno(), memoryview(data)
+        with selectors.DefaultSelector() as sel:
+            sel.register(fd, selectors.EVENT_WRITE)
+            while view:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    self.fail(f"did not read {doing} within {self.timeout:g} s (killed)")
+                if not sel.select(timeout=min(left, 0.5)):
+                    if self.proc.poll() is not None:
+                        self.fail(f"{_describe_exit(self.proc.returncode)} before reading {doing}")
+                    continue
+                try:
+                    view = view[os.write(fd, view):]
+                except BlockingIOError:
+                    continue
+                except OSError:  # BrokenPipeError and the like: the port is gone
+                    code = self.proc.poll()
+                    ended = _describe_exit(code) if code is not None else "closed its stdin"
+                    self.fail(f"{ended} before reading {doing}")
+
     def _read_line(self, deadline: float, doing: str) -> bytes:
-        while b"\n" not in self._buffer:
+        exited_at = None
+        while True:
+            newline = self._buffer.find(b"\n", self._scanned)
+            if newline >= 0:
+                break
+            self._scanned = len(self._buffer)
+            if self._scanned > MAX_LINE_BYTES:
+                self.fail(f"wrote more than {MAX_LINE_BYTES >> 20} MiB without a newline instead of answering "
+                          f"{doing}: {self._buffer[:80]!r}")
             left = deadline - time.monotonic()
             if left <= 0:
                 self.fail(f"did not answer {doing} within {self.timeout:g} s (killed)")
-            if not self._selector.select(timeout=left):
+            if not self._selector.select(timeout=min(left, 0.5)):
+                code = self.proc.poll()
+                if code is not None:
+                    # The port exited but something it started still holds its stdout.
+                    exited_at = exited_at or time.monotonic()
+                    if time.monotonic() - exited_at > 1.0:
+                        self.fail(f"{_describe_exit(code)} instead of answering {doing} (a process it "
+                                  f"started still holds its stdout; killed)")
                 continue
             chunk = os.read(self.proc.stdout.fileno(), 1 << 16)
             if not chunk:
@@ -226,7 +334,8 @@ class _Channel:
                 partial = f" after writing {self._buffer[:80]!r}" if self._buffer else ""
                 self.fail(f"{ended} instead of answering {doing}{partial}")
             self._buffer += chunk
-        line, _, self._buffer = self._buffer.partition(b"\n")
+        line, self._buffer = self._buffer[:newline], self._buffer[newline + 1:]
+        self._scanned = 0
         return line
 
     def request(self, method: str, params: dict, timeout: float | None = None) -> dict:
@@ -244,19 +353,18 @@ class _Channel:
         rid = self.next_id
         doing = f"{method} (id {rid})"
         message = json.dumps({"id": rid, "method": method, "params": params}, separators=(",", ":"))
-        try:
-            self.proc.stdin.write(message.encode("utf-8") + b"\n")
-            self.proc.stdin.flush()
-        except (BrokenPipeError, OSError):
-            code = self.proc.poll()
-            ended = _describe_exit(code) if code is not None else "closed its stdin"
-            self.fail(f"{ended} before reading {doing}")
         deadline = time.monotonic() + (timeout if timeout is not None else self.timeout)
+        self._write(message.encode("utf-8") + b"\n", deadline, doing)
         line = self._read_line(deadline, doing)
         try:
             reply = json.loads(line.decode("utf-8"))
+            too_deep = _depth_exceeds(reply, MAX_DEPTH)
         except (UnicodeDecodeError, ValueError):
             self.fail(f"answered {doing} with a line that is not JSON: {line[:120]!r}")
+        except RecursionError:
+            too_deep = True
+        if too_deep:
+            self.fail(f"answered {doing} with JSON nested deeper than {MAX_DEPTH} levels: {line[:60]!r}")
         schema = protocol_schema()
         try:
             validate(reply, schema["$defs"]["reply"], schema, "$")
@@ -291,17 +399,17 @@ class _Channel:
         return reply["result"]
 
     def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:  # pragma: no cover
-                pass
-        for stream in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
+        self._kill_group()
+        self._stderr_thread.join(timeout=1.0)
+        streams = [self.proc.stdin, self.proc.stdout]
+        if not self._stderr_thread.is_alive():  # else a process that left the group holds it: leave it open
+            streams.append(self.proc.stderr)
+        for stream in streams:
             try:
                 stream.close()
             except OSError:  # pragma: no cover
                 pass
+        self._selector.close()
 
 
 def _finish(channel: _Channel) -> None:
@@ -334,7 +442,7 @@ class ExecTarget(Target):
         argv = shlex.split(command) if isinstance(command, str) else [str(a) for a in command]
         if not argv:
             raise ValueError("exec target: empty command")
-        if not (isinstance(timeout, (int, float)) and timeout > 0):
+        if isinstance(timeout, bool) or not (isinstance(timeout, (int, float)) and timeout > 0):
             raise ValueError(f"exec target: timeout must be a positive number of seconds, got {timeout!r}")
         self.command = command if isinstance(command, str) else shlex.join(argv)
         self.name = name or f"exec:{self.command}"
@@ -352,7 +460,10 @@ class ExecTarget(Target):
         self.port_name, self.port_version = hello["name"], hello["version"]
         caps = hello["capabilities"]
         self.capabilities = caps
-        self.profile = profile or caps.get("profile", "paper")
+        claimed = caps.get("profile", "paper")
+        if claimed not in PROFILES:
+            self.channel.fail(f"claims the profile {claimed!r} in hello; radam-ref knows {', '.join(PROFILES)}")
+        self.profile = profile or claimed
         self.dtypes = tuple(caps.get("dtypes", ("float64",)))
         self.default_dtype = "float64" if "float64" in self.dtypes else self.dtypes[0]
         self.tunable = frozenset(caps.get("options", ()))
@@ -456,7 +567,7 @@ class ExecSession(Session):
                 raise TargetError(f"{self.target.port_name} answered {method} with {len(group)} parameters in "
                                   f"group {gi}, expected {len(shapes)}")
             row = []
-            for array in group:
+            for pi, (array, shape) in enumerate(zip(group, shapes)):
                 if array is None:
                     if not allow_null:
                         self.target.channel.fail(f"answered {method} with null parameter values")
@@ -469,6 +580,9 @@ class ExecSession(Session):
                     problem = str(exc)
                 if problem is not None:
                     self.target.channel.fail(f"answered {method} with a malformed array ({problem})")
+                if row[-1].shape != shape:
+                    raise TargetError(f"{self.target.port_name} answered {method} with shape {list(row[-1].shape)} "
+                                      f"for parameter {pi} of group {gi}, whose shape is {list(shape)}")
             out.append(row)
         return out
 

@@ -29,25 +29,26 @@ def arithmetic(ctx) -> CheckResult:
     from ..causes import CAUSES
     from ..fingerprint import detect_precision
 
-    if real_dtype(ctx.dtype) != "float64":
-        return CheckResult("arithmetic", "pass", f"{ctx.dtype} parameters: checked at their own precision")
     fp = ctx.fingerprint
     prec = getattr(fp, "precision", None) if fp is not None else None
-    if prec is None:
+    if prec is None or real_dtype(ctx.dtype) != real_dtype(ctx.target.default_dtype):
         prec = detect_precision(ctx.target, ctx.base, ctx.dtype)
         if prec.tol_dtype and ctx.tol_dtype is None:
             ctx.tol_dtype = prec.tol_dtype
+        for key, value in prec.model.items():
+            ctx.model.setdefault(key, value)
     if not prec.causes:
-        return CheckResult("arithmetic", "pass", f"float64 arithmetic ({prec.detail})")
+        return CheckResult("arithmetic", "pass", f"{ctx.dtype} arithmetic ({prec.detail})")
     findings = []
     for cause in prec.causes:
         mismatch = None
         if prec.scenario is not None:
-            outcome: Outcome = ctx.judge(Scenario.from_json(prec.scenario), tol_dtype=None)
+            outcome: Outcome = ctx.judge(Scenario.from_json(prec.scenario), tol_dtype=None, model=None)
             mismatch = outcome.mismatch
         findings.append(Finding(
             id=f"arithmetic/{len(findings) + 1}", check="arithmetic", cause=cause, title=CAUSES[cause].text,
-            detail=(f"{prec.detail}; the other checks compare at the {prec.tol_dtype} tolerance so that "
-                    "deviations beyond this one still show"),
+            detail=(f"{prec.detail}; the other checks look past it (" + (
+                f"they compare at the {prec.tol_dtype} tolerance" if prec.tol_dtype else
+                "their oracle computes the step scalars the same way") + ") so that other deviations still show"),
             scenario=prec.scenario, mismatch=mismatch))
     return result_from_findings(ctx, "arithmetic", findings, passed_summary="")

@@ -12,6 +12,7 @@
  */
 #include "radam.h"
 
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -248,8 +249,10 @@ static void outf(const char *fmt, ...)
     int n;
     va_list ap;
     va_start(ap, fmt);
-    n = vsprintf(tmp, fmt, ap);
+    n = vsnprintf(tmp, sizeof tmp, fmt, ap);
     va_end(ap);
+    if (n < 0) n = 0;
+    if ((size_t)n >= sizeof tmp) n = (int)sizeof tmp - 1; /* never: callers print short numbers */
     out_raw(tmp, (size_t)n);
 }
 
@@ -260,12 +263,17 @@ static void out_hex(double x)
     else outf("\"%a\"", x);
 }
 
+/* A JSON string of ASCII: control characters escaped, any other byte (a
+ * request may hold invalid UTF-8, echoed in an error message) written as '?',
+ * so that every reply is valid UTF-8. */
 static void out_string(const char *s)
 {
     out("\"");
     for (; *s; ++s) {
-        if (*s == '"' || *s == '\\') outf("\\%c", *s);
-        else if ((unsigned char)*s < 0x20) outf("\\u%04x", (unsigned)(unsigned char)*s);
+        unsigned char ch = (unsigned char)*s;
+        if (ch == '"' || ch == '\\') outf("\\%c", *s);
+        else if (ch < 0x20) outf("\\u%04x", (unsigned)ch);
+        else if (ch >= 0x7f) out("?");
         else out_raw(s, 1);
     }
     out("\"");
@@ -279,10 +287,16 @@ static void flush_line(void)
     out_len = 0;
 }
 
+/* An integer JSON number that a double holds exactly (|x| <= 2^53). */
+static int is_int(const jv *v)
+{
+    return v && v->type == J_NUM && v->num == floor(v->num) && fabs(v->num) <= 9007199254740992.0;
+}
+
 static void reply_id(const jv *id)
 {
     out("{\"id\":");
-    if (id && id->type == J_NUM) outf("%.0f", id->num);
+    if (is_int(id)) outf("%.0f", id->num);
     else out("null");
 }
 
@@ -339,7 +353,7 @@ static int fail(int code, const char *fmt, ...)
     va_list ap;
     err_code = code;
     va_start(ap, fmt);
-    vsprintf(err_msg, fmt, ap);
+    vsnprintf(err_msg, sizeof err_msg, fmt, ap);
     va_end(ap);
     return -1;
 }
@@ -363,6 +377,10 @@ static int get_hex(const jv *v, const char *what, double *x)
     if (!v || v->type != J_STR || !is_hex(v->str)) return fail(INVALID, "%s must be a hex float string", what);
     *x = strtod(v->str, &end);
     if (*end) return fail(INVALID, "%s: bad hex float", what);
+    /* A finite hex float beyond double's range is refused (Python's float.fromhex
+     * raises too), not read as infinity; "inf" itself is is_hex's literal. */
+    if (*x - *x != 0.0 && *x == *x && strstr(v->str, "inf") == NULL)
+        return fail(INVALID, "%s: hex float out of range", what);
     return 0;
 }
 
@@ -419,15 +437,24 @@ static int parse_array(const jv *a, const char *what, param *shape_of, const par
 {
     const jv *shape = j_get(a, "shape"), *data = j_get(a, "data"), *cplx = j_get(a, "complex");
     long size = 1;
-    int i;
+    int i, empty = 0;
     if (!a || a->type != J_OBJ || !shape || shape->type != J_ARR || !data || data->type != J_ARR)
         return fail(INVALID, "%s must be {shape, data}", what);
     if (cplx && cplx->type == J_BOOL && cplx->boolean) return fail(UNSUPPORTED, "complex arrays");
     if (shape->n > MAX_NDIM) return fail(UNSUPPORTED, "%s has more than %d dimensions", what, MAX_NDIM);
+    /* Each extent an integer; the product is compared with data->n as it
+     * grows (every extent >= 1 then), so it never overflows. */
     for (i = 0; i < shape->n; ++i) {
-        if (shape->items[i].type != J_NUM || shape->items[i].num < 0) return fail(INVALID, "%s: bad shape", what);
-        size *= (long)shape->items[i].num;
+        const jv *d = &shape->items[i];
+        if (!is_int(d) || d->num < 0 || d->num > 2147483647.0)
+            return fail(INVALID, "%s: shape must hold integers in [0, 2^31)", what);
+        if (d->num == 0) empty = 1;
     }
+    for (i = 0; i < shape->n && !empty; ++i) {
+        size *= (long)shape->items[i].num;
+        if (size > data->n) return fail(INVALID, "%s: shape larger than its %d values", what, data->n);
+    }
+    if (empty) size = 0;
     if (size != data->n) return fail(INVALID, "%s: %d values for shape of size %ld", what, data->n, size);
     if (expect) {
         if (expect->ndim != shape->n) return fail(INVALID, "%s: shape differs from the parameter's", what);
@@ -498,12 +525,12 @@ static session *get_session(const jv *params)
 {
     const jv *id = j_get(params, "session");
     int k;
-    if (!id || id->type != J_NUM) {
-        fail(INVALID, "params.session must be an integer");
+    if (!is_int(id) || id->num < 0 || id->num >= (double)nsessions) {
+        fail(INVALID, "params.session must be the number of an open session");
         return NULL;
     }
     k = (int)id->num;
-    if (k < 0 || k >= nsessions || !sessions[k].live) {
+    if (!sessions[k].live) {
         fail(INVALID, "no open session %d", k);
         return NULL;
     }
@@ -686,23 +713,25 @@ static int m_load_state(const jv *params)
             for (pi = 0; pi < g->nparams; ++pi) {
                 param *p = &g->params[pi];
                 const jv *entry = &row->items[pi], *count = j_get(entry, "count");
-                if (!count || count->type != J_NUM || count->num < 0) return fail(INVALID, "state: bad count");
-                if (parse_array(j_get(entry, "m"), "state m", NULL, p, p->grad)) return -1;
-                if (pass == 1) {
-                    p->count = (long)count->num;
-                    for (j = 0; j < p->size; ++j) {
-                        p->m[j] = p->grad[j];
-                        p->m_f[j] = (float)p->grad[j];
-                    }
+                if (!is_int(count) || count->num < 0 || count->num > 2147483647.0)
+                    return fail(INVALID, "state: count must be an integer in [0, 2^31)");
+                if (pass == 0) {
+                    /* Check into a scratch buffer: a refused state changes nothing. */
+                    double *scratch = (double *)xmalloc(sizeof(double) * (size_t)(p->size ? p->size : 1));
+                    int bad = parse_array(j_get(entry, "m"), "state m", NULL, p, scratch)
+                              || parse_array(j_get(entry, "v"), "state v", NULL, p, scratch);
+                    free(scratch);
+                    if (bad) return -1;
+                    continue;
                 }
-                if (parse_array(j_get(entry, "v"), "state v", NULL, p, p->grad)) return -1;
-                if (pass == 1) {
-                    for (j = 0; j < p->size; ++j) {
-                        p->v[j] = p->grad[j];
-                        p->v_f[j] = (float)p->grad[j];
-                    }
-                    p->had_grad = 0;
+                p->count = (long)count->num;
+                parse_array(j_get(entry, "m"), "state m", NULL, p, p->m);
+                parse_array(j_get(entry, "v"), "state v", NULL, p, p->v);
+                for (j = 0; j < p->size; ++j) {
+                    p->m_f[j] = (float)p->m[j];
+                    p->v_f[j] = (float)p->v[j];
                 }
+                p->had_grad = 0;
             }
         }
     }
@@ -747,7 +776,9 @@ static int m_end(const jv *params)
 /* Main loop                                                                 */
 /* ------------------------------------------------------------------------ */
 
-static char *read_line(void)
+/* One line of stdin without its "\n" (NULL at the end); *length counts any
+ * NUL bytes in it, which the caller refuses. */
+static char *read_line(size_t *length)
 {
     static char *buf;
     static size_t cap;
@@ -761,6 +792,7 @@ static char *read_line(void)
     if (ch == EOF && len == 0) return NULL;
     if (!buf) buf = (char *)xrealloc(buf, cap = 65536);
     buf[len] = '\0';
+    *length = len;
     return buf;
 }
 
@@ -768,7 +800,8 @@ int main(void)
 {
     int said_hello = 0;
     char *line;
-    while ((line = read_line()) != NULL) {
+    size_t length;
+    while ((line = read_line(&length)) != NULL) {
         jparser ps;
         jv req;
         const jv *id, *method, *params;
@@ -777,7 +810,7 @@ int main(void)
         ps.ok = 1;
         j_value(&ps, &req, 0);
         j_ws(&ps);
-        if (!ps.ok || *ps.p) {
+        if (!ps.ok || *ps.p || strlen(line) != length) { /* not JSON, or a NUL byte inside the line */
             j_free(&req);
             reply_error(NULL, -32700, "parse error");
             continue;
@@ -785,8 +818,8 @@ int main(void)
         id = j_get(&req, "id");
         method = j_get(&req, "method");
         params = j_get(&req, "params");
-        if (!id || id->type != J_NUM || !method || method->type != J_STR || !params || params->type != J_OBJ) {
-            reply_error(id && id->type == J_NUM ? id : NULL, -32600, "invalid request");
+        if (!is_int(id) || !method || method->type != J_STR || !params || params->type != J_OBJ) {
+            reply_error(is_int(id) ? id : NULL, -32600, "invalid request");
             j_free(&req);
             continue;
         }

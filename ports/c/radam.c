@@ -73,10 +73,10 @@ static double radam__neg_log(double beta)
 }
 
 /* 1 - beta^t = -expm1(-t L), without cancellation (1 for beta = 0). */
-static double radam__one_minus_pow(double beta, long t)
+static double radam__one_minus_pow(double beta, double t)
 {
     if (beta == 0.0) return 1.0;
-    return -expm1(-(double)t * radam__neg_log(beta));
+    return -expm1(-t * radam__neg_log(beta));
 }
 
 /* c0 = 2/delta - 2/L - 1 with delta = 1 - beta, L = -ln(1 - delta), for
@@ -147,8 +147,8 @@ int radam_schedule_at(const radam_config *c, long t, radam_schedule *out)
         double denom = (rho_inf - 4.0) * (rho_inf - 2.0);
         out->r_t = sqrt((rho_t - 4.0) * (rho_t - 2.0) * rho_inf / (denom * rho_t));
     }
-    out->bias_correction1 = radam__one_minus_pow(c->beta1, t);
-    out->bias_correction2 = radam__one_minus_pow(c->beta2, t);
+    out->bias_correction1 = radam__one_minus_pow(c->beta1, (double)t);
+    out->bias_correction2 = radam__one_minus_pow(c->beta2, (double)t);
     return RADAM_OK;
 }
 
@@ -167,7 +167,7 @@ static int radam__prepare(int n, const radam_config *c, long t, const void *thet
     if (n < 0 || (n > 0 && (!theta || !grad || !m || !v))) return RADAM_EINVAL;
     rc = radam_schedule_at(c, t, &plan->s);
     if (rc) return rc;
-    plan->bc1_next = c->nesterov ? radam__one_minus_pow(c->beta1, t + 1) : 1.0;
+    plan->bc1_next = c->nesterov ? radam__one_minus_pow(c->beta1, (double)t + 1.0) : 1.0; /* no overflow at LONG_MAX */
     plan->moves = plan->s.rectified || c->before_rectification == RADAM_BEFORE_SGD_MOMENTUM;
     plan->decay = c->weight_decay != 0.0
                   && (c->weight_decay_mode == RADAM_WD_DECOUPLED

@@ -7,8 +7,6 @@
 // stderr.  Floats are float.hex strings ("0x1.8000000000000p+1", "nan", "inf"),
 // read and written bit-exactly below.  The library, radam.mjs, knows nothing
 // of this: it is the part a browser would import.
-import { createInterface } from "node:readline";
-
 import { formatHex, parseHex as parseHexOrNull } from "./hexfloat.mjs";
 import { CHOICES, VERSION, checkConfig, step } from "./radam.mjs";
 
@@ -25,7 +23,7 @@ class ProtocolError extends Error {
 
 function parseHex(s, what) {
   const x = parseHexOrNull(s);
-  if (x === null) throw new ProtocolError(INVALID, `${what} must be a hex float string, got ${JSON.stringify(s)}`);
+  if (x === null) throw new ProtocolError(INVALID, `${what} must be a hex float string, got ${String(JSON.stringify(s)).slice(0, 60)}`);
   return x;
 }
 
@@ -36,6 +34,9 @@ function readArray(a, what, shape) {
     throw new ProtocolError(INVALID, `${what} must be {shape, data}`);
   }
   if (a.complex) throw new ProtocolError(UNSUPPORTED, "complex arrays");
+  if (!a.shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
+    throw new ProtocolError(INVALID, `${what}: shape must hold integers >= 0, got ${JSON.stringify(a.shape).slice(0, 60)}`);
+  }
   const size = a.shape.reduce((p, d) => p * d, 1);
   if (a.data.length !== size) throw new ProtocolError(INVALID, `${what}: ${a.data.length} values for shape ${a.shape}`);
   if (shape && (shape.length !== a.shape.length || shape.some((d, i) => d !== a.shape[i]))) {
@@ -196,7 +197,7 @@ const METHODS = {
       }
       return row.map((entry, pi) => {
         const shape = g.params[pi].shape;
-        if (!Number.isInteger(entry?.count) || entry.count < 0) throw new ProtocolError(INVALID, "state: bad count");
+        if (!Number.isSafeInteger(entry?.count) || entry.count < 0) throw new ProtocolError(INVALID, "state: bad count");
         return { count: entry.count, m: readArray(entry.m, "state m", shape), v: readArray(entry.v, "state v", shape) };
       });
     });
@@ -232,24 +233,43 @@ function handle(line) {
     return { reply: { id: null, error: { code: -32700, message: "parse error" } } };
   }
   const { id, method, params } = request ?? {};
-  if (!Number.isInteger(id) || typeof method !== "string" || params === null || typeof params !== "object") {
-    return { reply: { id: Number.isInteger(id) ? id : null, error: { code: -32600, message: "invalid request" } } };
+  if (!Number.isSafeInteger(id) || typeof method !== "string" || params === null || typeof params !== "object") {
+    return { reply: { id: Number.isSafeInteger(id) ? id : null, error: { code: -32600, message: "invalid request" } } };
   }
   try {
     if (method !== "hello" && !saidHello) throw new ProtocolError(-32002, "hello first");
-    if (!Object.hasOwn(METHODS, method)) throw new ProtocolError(-32601, `method not found: ${method}`);
+    if (!Object.hasOwn(METHODS, method)) throw new ProtocolError(-32601, `method not found: ${method.slice(0, 60)}`);
     const result = METHODS[method](params);
     if (method === "hello") saidHello = true;
     return { reply: { id, result }, exit: method === "close" };
   } catch (err) {
-    if (!(err instanceof ProtocolError)) throw err;
-    return { reply: { id, error: { code: err.code, message: err.message } } };
+    if (err instanceof ProtocolError) return { reply: { id, error: { code: err.code, message: err.message } } };
+    // A bug of this driver on input it did not foresee: answer, log, keep serving.
+    process.stderr.write(`radam-js driver: ${err?.stack ?? err}\n`);
+    return { reply: { id, error: { code: -32603, message: `internal error: ${String(err?.message ?? err).slice(0, 200)}` } } };
   }
 }
 
-const input = createInterface({ input: process.stdin, crlfDelay: Infinity });
-for await (const line of input) {
-  const { reply, exit } = handle(line);
+// Lines end at "\n" only (node:readline would also split at a lone "\r", which
+// JSON allows as whitespace, and answer one request twice).
+async function* lines(stream) {
+  let pending = []; // pieces of the current line, joined once it ends (no quadratic copying)
+  stream.setEncoding("utf8");
+  for await (let chunk of stream) {
+    let nl;
+    while ((nl = chunk.indexOf("\n")) >= 0) {
+      pending.push(chunk.slice(0, nl));
+      yield pending.join("");
+      pending = [];
+      chunk = chunk.slice(nl + 1);
+    }
+    if (chunk.length) pending.push(chunk);
+  }
+  if (pending.length) yield pending.join(""); // a last line without "\n"
+}
+
+for await (const line of lines(process.stdin)) {
+  const { reply, exit } = handle(line.endsWith("\r") ? line.slice(0, -1) : line);
   const text = JSON.stringify(reply) + "\n";
   if (exit) {
     process.stdout.write(text, () => process.exit(0));

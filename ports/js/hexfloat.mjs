@@ -4,7 +4,8 @@
 
 const HEX = /^(-?)0[xX]([0-9a-fA-F]+)(?:\.([0-9a-fA-F]*))?[pP]([+-]?\d+)$/;
 
-/** A hex float string as a Number, exactly (null if `s` is not one). */
+/** A hex float string as a Number, exactly (null if `s` is not one, or is
+ *  finite but beyond float64's range; a value below it rounds to 0). */
 export function parseHex(s) {
   if (s === "nan") return NaN;
   if (s === "inf") return Infinity;
@@ -12,12 +13,18 @@ export function parseHex(s) {
   const match = typeof s === "string" ? HEX.exec(s) : null;
   if (!match) return null;
   const [, sign, whole, frac = "", exp] = match;
+  const digits = (whole + frac).replace(/^0+/, "");
+  // float.hex and %a write at most 14 significant hex digits; longer mantissas
+  // (which this reader could not round exactly) are refused, not misread.
+  if (digits.length > 32) return null;
   let e = Number(exp) - 4 * frac.length;
-  let x = Number(BigInt("0x" + whole + frac)); // exact for the <= 53-bit mantissas float.hex and %a write
+  let x = digits ? Number(BigInt("0x" + digits)) : 0; // exact for the <= 53-bit mantissas float.hex and %a write
   // Scale by 2^e in steps that stay exact (2^±1000 are normal numbers): one rounding at most.
-  while (e > 1000) { x *= 2 ** 1000; e -= 1000; }
-  while (e < -1000) { x *= 2 ** -1000; e += 1000; }
-  x *= 2 ** e;
+  // Once x is 0 or infinite no step changes it, so a huge exponent costs nothing.
+  while (e > 1000 && x !== 0 && Number.isFinite(x)) { x *= 2 ** 1000; e -= 1000; }
+  while (e < -1000 && x !== 0) { x *= 2 ** -1000; e += 1000; }
+  if (x !== 0 && Number.isFinite(x)) x *= 2 ** e;
+  if (!Number.isFinite(x)) return null; // beyond float64's range: refused, as Python's float.fromhex does
   return sign ? -x : x;
 }
 

@@ -83,8 +83,13 @@ export function checkConfig(config) {
   for (const flag of ["nesterov", "maximize"]) {
     if (typeof config[flag] !== "boolean") throw new TypeError(`${flag} must be a boolean, got ${config[flag]}`);
   }
-  return Object.freeze({ ...config, betas: Object.freeze([b[0], b[1]]) });
+  const checked = Object.freeze({ ...config, betas: Object.freeze([b[0], b[1]]) });
+  CHECKED.add(checked);
+  return checked;
 }
+
+// Configs that checkConfig returned (frozen, so still valid): step checks any other.
+const CHECKED = new WeakSet();
 
 // −ln β for β ∈ (0, 1): log1p of the exact 1 − β where that is exact.
 function negLog(beta) {
@@ -162,9 +167,11 @@ function float64Array(name, a, n) {
 
 /** One RAdam step at step `t` (1-based; keep one counter per parameter tensor).
  *  Updates `params`, `m` and `v` in place (Float64Array, all of one length);
- *  `grad` is only read.  `config` from paperConfig/checkConfig.  Throws
+ *  `grad` is only read.  `config` from paperConfig/checkConfig (any other
+ *  object is checked first).  Throws
  *  TypeError/RangeError, before writing anything, on bad arguments. */
 export function step(config, t, params, grad, m, v) {
+  if (!CHECKED.has(config)) config = checkConfig(config);
   float64Array("params", params);
   const n = params.length;
   float64Array("grad", grad, n);

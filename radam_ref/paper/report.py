@@ -213,8 +213,8 @@ def _render_warmup(add, r, figures: dict, tables: dict) -> None:
         + ", ".join(f"{x:g}" for x in sorted({x for (n, x) in r.train_loss if n == 'Adam-2k'}))
         + f".  Grid wall time {r.seconds:.0f} s.\n")
     add("Final training loss / validation loss (nats per character; training: mean over the "
-        f"last {r.tail()} updates), mean ± std over seeds; – = not run; † = loss became "
-        "non-finite:\n")
+        f"last {r.tail()} updates), mean ± std over seeds; – = not run; †n = the loss of n "
+        "seeds became non-finite:\n")
     add(tables["warmup"] + "\n")
     add(f"Median log₁₀|g| over all gradient entries before the listed updates, lr = {lr:g}, "
         "mean over seeds (the dashed lines of the histogram figure):\n")

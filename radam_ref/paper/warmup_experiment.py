@@ -163,7 +163,10 @@ class WarmupResult:
                     cells.append("–")
                     continue
                 train, valid = _mean_std(self.final_train(name, lr)), _mean_std(self.final_valid(name, lr))
-                mark = "†" if self.diverged.get((name, lr)) else ""
+                mark = f"†{self.diverged[(name, lr)]}" if self.diverged.get((name, lr)) else ""
+                if not math.isfinite(train[0]):
+                    cells.append(f"diverged{mark}")
+                    continue
                 cells.append(f"{train[0]:.3f} ± {train[1]:.3f} / {valid[0]:.3f} ± {valid[1]:.3f}{mark}")
             rows.append(f"| {name} | " + " | ".join(cells) + " |")
         return "\n".join(rows)
@@ -467,7 +470,10 @@ def plot_curves(result: WarmupResult, path) -> None:
 
     from ._plotting import pyplot, save_png
 
+    import warnings
+
     plt = pyplot()
+    warnings.filterwarnings("ignore", message="(Mean of empty slice|All-NaN slice)", category=RuntimeWarning)
     lrs = result.learning_rates
     fig, axes = plt.subplots(len(lrs), 2, figsize=(9.0, 2.6 * len(lrs)), squeeze=False, sharex=True)
     steps = np.arange(1, result.settings.steps + 1)
@@ -513,9 +519,12 @@ def plot_histograms(result: WarmupResult, path) -> None:
                              sharex=True, sharey=True)
     edges = np.asarray(HIST_EDGES)
     for ax, name in zip(axes[0], names):
-        hist = np.asarray(result.histograms[(name, result.claim_lr)], dtype=float)
-        rows = min(len(h) for h in hist) if hist.ndim == 1 else hist.shape[1]
-        mean = np.mean([np.asarray(h[:rows]) for h in hist], axis=0)
+        per_seed = result.histograms[(name, result.claim_lr)]
+        rows = min(len(h) for h in per_seed)  # a diverged run has fewer rows
+        if rows == 0:
+            ax.set_title(f"{name} (diverged)", fontsize=10)
+            continue
+        mean = np.mean([np.asarray(h[:rows], dtype=float) for h in per_seed], axis=0)
         ax.pcolormesh(edges, np.arange(0.5, rows + 1), mean, cmap="viridis", shading="flat")
         medians = np.nanmean([np.asarray(m[:rows]) for m in result.grad_median[(name, result.claim_lr)]], axis=0)
         ax.plot(medians, np.arange(1, rows + 1), color="white", lw=1.0, ls="--")
