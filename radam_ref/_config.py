@@ -122,14 +122,14 @@ def _real(name: str, value: Any) -> float:
         value = float(value)
     except OverflowError:
         raise ValueError(f"Invalid {name} value: {value!r:.40} (too large for a float)") from None
-    return value + 0.0  # -0.0 becomes 0.0
+    return value
 
 
 def _nonnegative(name: str, value: Any) -> float:
     value = _real(name, value)
     if not (math.isfinite(value) and value >= 0.0):
         raise ValueError(f"Invalid {name} value: {value!r} (must be finite and >= 0)")
-    return value
+    return value + 0.0  # -0.0 is stored as 0.0
 
 
 def _choice(name: str, value: Any, choices: tuple) -> Any:
@@ -223,7 +223,7 @@ class RAdamConfig:
                 raise ValueError(
                     f"Invalid beta parameter at index {index}: {beta!r} (must be in [0, 1))"
                 )
-            checked.append(beta)
+            checked.append(beta + 0.0)  # -0.0 is stored as 0.0
         s(self, "betas", tuple(checked))
         threshold = _real("threshold", self.threshold)
         if not (math.isfinite(threshold) and threshold >= 4.0):

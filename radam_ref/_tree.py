@@ -5,11 +5,12 @@ arrays and returns results of the same structure.  This module flattens such a
 container into a list of leaves plus a hashable description of its structure,
 and rebuilds it; nothing array-specific happens here.
 
-A dict's structure is its set of keys, taken in sorted order (insertion order
-when the keys do not sort), as JAX does: ``jax.grad`` returns a dict with sorted
-keys whatever the order of the params', and both must be the same structure.
-Rebuilt dicts have their keys in that order.  Containers nested deeper than
-:data:`MAX_DEPTH`, or containing themselves, are a ValueError.
+A dict's structure is its set of keys: its leaves are taken in sorted key order
+(insertion order when the keys do not sort), as JAX does, so that ``grads``
+from ``jax.grad`` (a dict with sorted keys) matches ``params`` written in any
+order.  A rebuilt dict keeps the key order of the tree whose structure it was
+(the params').  Containers nested deeper than :data:`MAX_DEPTH`, or containing
+themselves, are a ValueError.
 """
 
 from __future__ import annotations
@@ -22,6 +23,19 @@ _LEAF = ("*",)
 
 #: The deepest nesting of containers accepted (far beyond any model's parameters).
 MAX_DEPTH = 100
+
+
+class _DictDef(tuple):
+    """A dict node of a treedef: ``("dict", sorted keys, children)``, compared and
+    hashed as that tuple; ``order`` (the keys as inserted) only shapes rebuilt dicts."""
+
+    order: tuple
+
+
+def _dict_def(keys: tuple, children: tuple, order: tuple) -> _DictDef:
+    node = _DictDef(("dict", keys, children))
+    node.order = order
+    return node
 
 
 def dict_keys(node: dict) -> tuple:
@@ -49,7 +63,7 @@ def flatten(tree: Any) -> tuple[list, tuple]:
         path.add(id(node))
         if kind == "dict":
             keys = dict_keys(node)
-            out = ("dict", keys, tuple(walk(node[k], depth + 1) for k in keys))
+            out = _dict_def(keys, tuple(walk(node[k], depth + 1) for k in keys), tuple(node))
         else:
             out = (kind, tuple(walk(child, depth + 1) for child in node))
         path.discard(id(node))
@@ -68,7 +82,8 @@ def unflatten(treedef: tuple, leaves: list) -> Any:
             return next(it)
         kind = node[0]
         if kind == "dict":
-            return {k: build(child) for k, child in zip(node[1], node[2])}
+            built = {k: build(child) for k, child in zip(node[1], node[2])}
+            return {k: built[k] for k in getattr(node, "order", node[1])}
         children = [build(child) for child in node[1]]
         return tuple(children) if kind == "tuple" else children
 
@@ -113,7 +128,7 @@ def _describe_node(node: Any) -> str:
     """``a list of 2``, ``a dict with keys ['b', 'w']``, ``an array (numpy.ndarray)``."""
     kind = _kind(node)
     if kind == "dict":
-        return f"a dict with keys {list(dict_keys(node))!r}"
+        return f"a dict with keys {list(node.keys())!r}"
     if kind in ("list", "tuple"):
         return f"a {kind} of {len(node)}"
     shape = getattr(node, "shape", None)

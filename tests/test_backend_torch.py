@@ -936,7 +936,8 @@ def test_functional_form_matches_the_optimizer():
 
 @needs_fused
 @pytest.mark.parametrize("change", ["p.data", "exp_avg tensor", "state dict", "grad None",
-                                    "strided grad", "load_state_dict", "step tensor"])
+                                    "strided grad", "load_state_dict", "step tensor",
+                                    "state update", "plain state dict then update"])
 def test_fused_pointer_cache_follows_every_replacement(change):
     """The fused path caches addresses across steps; whatever a user replaces
     between steps, it must update the tensors the optimizer now holds, exactly as
@@ -967,6 +968,14 @@ def test_fused_pointer_cache_follows_every_replacement(change):
                     optimizer.load_state_dict(saved)
                 elif change == "step tensor":
                     optimizer.state[p]["step"] = torch.tensor(10.0, dtype=torch.float64)
+                elif change == "state update":
+                    optimizer.state[p].update(exp_avg_sq=optimizer.state[p]["exp_avg_sq"] * 3)
+                elif change == "plain state dict then update":
+                    optimizer.state[p] = dict(optimizer.state[p])
+
+            if change == "plain state dict then update" and step_index == 5:
+                # an untracked dict mutated in place, after a step that cached it
+                optimizer.state[params[0]]["exp_avg"] = optimizer.state[params[0]]["exp_avg"] * 0.25
             optimizer.step()
         return params, optimizer
 

@@ -276,7 +276,8 @@ def test_committed_results_page_is_current_about_the_known_findings():
     assert page.startswith("# Conformance results")
     for needle in ("torch.optim.RAdam foreach=True (profile `torch`)", "#### `eps_zero`",
                    "optax.radam x64=True (profile `optax`)", "#### `autodiff`", "#### `complex`",
-                   "optax.radam x64=False (profile `optax`)", "step-scalar arithmetic",
+                   "optax.radam x64=False (profile `optax`)", "step scalars (1 − βᵗ, ρ_t, r_t) computed in float32",
+                   "## Third-party RAdams, with no `--profile`", "`groups/shared_cache`",
                    "[= torch]", "[= optax]", "replay("):
         assert needle in page, needle
 
