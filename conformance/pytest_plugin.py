@@ -7,7 +7,9 @@ the style of array-api-tests:
 
   --radam-target TARGET      what to check (required; or the RADAM_TARGET variable)
   --radam-kwargs JSON        constructor / factory keyword arguments
-  --radam-profile NAME|auto  profile to check against (default: the one it claims)
+  --radam-profile NAME|auto  profile to check against (default, like ``auto`` and the
+                             command line: the profile the target's fingerprint follows,
+                             see :func:`.fingerprint.choose_profile`)
   --radam-dtype DTYPE        dtype of the main checks
   --radam-max-examples N     Hypothesis examples per drawn property
   --radam-seed N             Hypothesis seed
@@ -17,7 +19,8 @@ the style of array-api-tests:
 The target runs in a child process (:mod:`.isolation`), once per session, with
 the checks the session selected (``-k`` works); a target that exits, crashes or
 hangs fails every selected test with the reason, and cannot touch pytest's own
-process.  Each check is one test: a failure prints its findings (first failing
+process.  The profile checked against, and why, is printed in the session's
+summary and heads every failure message.  Each check is one test: a failure prints its findings (first failing
 step, expected vs got, cause, repro); "not supported" is a skip.
 """
 
@@ -36,7 +39,9 @@ def pytest_addoption(parser) -> None:
     group.addoption("--radam-target", default=None, metavar="TARGET",
                     help="RAdam implementation to check (built-in name or module:attr)")
     group.addoption("--radam-kwargs", default=None, metavar="JSON", help="keyword arguments of the target")
-    group.addoption("--radam-profile", default=None, metavar="NAME", help="profile to check against, or auto")
+    group.addoption("--radam-profile", default=None, metavar="NAME",
+                    help="profile to check against, or auto (default: the one the target's fingerprint follows, "
+                         "as on the command line)")
     group.addoption("--radam-dtype", default=None, metavar="DTYPE", help="dtype of the main checks")
     group.addoption("--radam-max-examples", type=int, default=None, metavar="N",
                     help="Hypothesis examples per drawn property")
@@ -95,10 +100,17 @@ def radam_report(request):
     problem = check_kwargs(kwargs)
     if problem:
         raise pytest.UsageError(problem.replace("--kwargs", "--radam-kwargs"))
+    profile = config.getoption("--radam-profile")
+    if profile is not None and profile != "auto":
+        from radam_ref import PROFILES
+
+        if profile not in PROFILES:
+            raise pytest.UsageError(f"--radam-profile: unknown profile {profile!r} "
+                                    f"(known: {', '.join(PROFILES)}, auto)")
     try:
         report = run_isolated(
             name, kwargs, timeout=config.getoption("--radam-timeout") or DEFAULT_TIMEOUT,
-            profile=config.getoption("--radam-profile"), dtype=config.getoption("--radam-dtype"),
+            profile=profile, dtype=config.getoption("--radam-dtype"),
             checks=_selected_checks(request.session) or None,
             max_examples=config.getoption("--radam-max-examples") or DEFAULT_MAX_EXAMPLES,
             seed=config.getoption("--radam-seed"),
@@ -108,4 +120,31 @@ def radam_report(request):
         raise pytest.UsageError(f"--radam-target: {exc}") from None
     if report.verdict == "usage error":
         raise pytest.UsageError(f"--radam-target: {report.message}")
+    config.stash[_REPORT_KEY] = report
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_line("")
+        reporter.write_line(f"radam-ref conformance: {report.target}: {profile_line(report)}")
     return report
+
+
+_REPORT_KEY = pytest.StashKey()
+
+
+def profile_line(report) -> str:
+    """Which profile the target was checked against, and why (the report's first
+    message line, as the command line prints it: ``profile: NAME — reason``)."""
+    first = (report.message or "").splitlines()[0] if report.message else ""
+    if first.startswith("profile:"):
+        return first
+    return f"profile: {report.profile or '?'}" + (f" ({first})" if first else "")
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
+    report = config.stash.get(_REPORT_KEY, None)
+    if report is None:
+        return
+    terminalreporter.section("radam-ref conformance")
+    terminalreporter.write_line(f"target: {report.target}")
+    terminalreporter.write_line(profile_line(report))
+    terminalreporter.write_line(f"verdict: {report.verdict}")

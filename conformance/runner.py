@@ -256,6 +256,9 @@ def preflight(target: Target, base, dtype: str, kwargs: dict | None) -> tuple[st
                                      f"on its first step: {type(root).__name__}: {text}")
         return ("error", f"{target.name} fails on the plainest input ({stage}): {exc}")
     except Exception as exc:  # noqa: BLE001 - garbage from the target, e.g. params that are not arrays
+        if getattr(exc, "target_fault", False):
+            # the target broke (an exec: port that crashed or garbled): its own message says how
+            return ("error", f"{target.name} failed ({stage}): {exc}")
         return ("error", f"{target.name}: {stage} raised {type(exc).__name__}: {exc}; expected the parameters "
                          "as arrays shaped like the ones given")
     problem = _check_values(values, scenario)
@@ -288,6 +291,11 @@ def _run_check(name: str, ctx: Context) -> CheckResult:
     except NotSupported as exc:
         result = CheckResult(name, "not supported", str(exc))
     except Exception as exc:  # noqa: BLE001 - a bug in the suite, reported as such
+        if getattr(exc, "target_fault", False):
+            # the target broke (e.g. an exec: port crashed or garbled its reply), not the suite
+            result = CheckResult(name, "error", str(exc))
+            result.seconds = time.perf_counter() - start
+            return result
         tb = traceback.format_exception(type(exc), exc, exc.__traceback__)
         result = CheckResult(name, "error", f"the suite raised {type(exc).__name__}: {exc}",
                              notes=["".join(tb[-6:])])

@@ -45,7 +45,9 @@ def test_check(check, radam_report):
     if result.verdict == "not supported":
         pytest.skip(f"not supported: {result.summary}")
     if result.verdict in ("fail", "error"):
-        pytest.fail(_explain(result), pytrace=False)
+        from radam_ref.conformance.pytest_plugin import profile_line
+
+        pytest.fail(f"[{profile_line(radam_report)}]\n{_explain(result)}", pytrace=False)
     assert result.verdict in ("pass", "acceptable")
 
 

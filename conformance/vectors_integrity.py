@@ -140,9 +140,12 @@ def check_integrity(data: dict) -> list:
     if not isinstance(seal_, dict) or not isinstance(seal_.get("fields"), list):
         return ["integrity: missing (files are sealed by `radam-ref vectors generate`)"]
     body = {k: v for k, v in data.items() if k != "integrity"}
-    if hashlib.sha256(canonical(body)).hexdigest() == seal_.get("digest"):
-        return []
     fields = field_paths(data)
+    if hashlib.sha256(canonical(body)).hexdigest() == seal_.get("digest"):
+        # The content is intact; the seal itself must be too (it is not covered by the digest).
+        expected = seal(data)["integrity"]
+        edited = [key for key in ("canonicalization", "fields") if seal_.get(key) != expected[key]]
+        return [f"edited after generation: integrity.{key} does not match the content" for key in edited]
     recorded = seal_["fields"]
     changed = [path for (path, value), want in zip(fields, recorded) if _field_digest(value) != want]
     problems = [f"edited after generation: {path} changed" for path in changed[:10]]

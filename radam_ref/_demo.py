@@ -4,13 +4,16 @@ from __future__ import annotations
 
 __all__ = ["register", "run"]
 
+#: The most steps the demo prints (one line each): a demo, not a training loop.
+MAX_STEPS = 100_000
+
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "demo", help="print the step schedule and run a few RAdam steps on NumPy"
     )
     parser.add_argument("--profile", default="paper", help="profile name (default: paper)")
-    parser.add_argument("--steps", type=int, default=8, help="steps to run (default: 8)")
+    parser.add_argument("--steps", type=int, default=8, help="steps to run, at most 100000 (default: 8)")
     parser.set_defaults(func=run)
 
 
@@ -23,8 +26,8 @@ def run(args) -> int:
         print(f"radam-ref demo: error: --profile: unknown profile {args.profile!r} "
               f"(known: {', '.join(radam_ref.PROFILES)})", file=sys.stderr)
         return 2
-    if args.steps < 0:
-        print(f"radam-ref demo: error: --steps must be >= 0, got {args.steps}", file=sys.stderr)
+    if not 0 <= args.steps <= MAX_STEPS:
+        print(f"radam-ref demo: error: --steps must be in [0, {MAX_STEPS}], got {args.steps}", file=sys.stderr)
         return 2
     import numpy as np
 

@@ -53,6 +53,13 @@ class Profile:
     doc: str
     options: Mapping[str, Any]
 
+    def __post_init__(self) -> None:
+        # Read-only: RAdamConfig(profile=...) reads these for every config built.
+        object.__setattr__(self, "options", types.MappingProxyType(dict(self.options)))
+
+    def __reduce__(self):
+        return (Profile, (self.name, self.source, self.doc, dict(self.options)))
+
     def config(self, **overrides: Any) -> RAdamConfig:
         """The profile's RAdamConfig, with ``overrides`` applied."""
         return RAdamConfig(**{**self.options, "profile": self.name}).replace(**overrides)

@@ -165,9 +165,21 @@ def _pytest_mode(*args, env_extra=None):
 
 
 def test_pytest_mode_passes_a_conforming_target_and_names_a_failing_check(tmp_path):
-    ok = _pytest_mode("--radam-target", "radam_ref.step", "-k", "threshold or param_groups or fingerprint")
+    # A module:attr step function claims "paper"; this one follows timm's threshold (ρ_t >= 5),
+    # so pytest mode, like the command line, must fingerprint it and check it against timm.
+    (tmp_path / "pm_timm.py").write_text(textwrap.dedent('''
+        import radam_ref
+        def step(params, grads, state, config):
+            return radam_ref.step(params, grads, state, config.replace(threshold=5.0, comparison=">="))
+    '''))
+    ok = _pytest_mode("--radam-target", "pm_timm:step", "-k", "threshold or param_groups or fingerprint",
+                      env_extra={"PYTHONPATH": str(tmp_path)})
     assert ok.returncode == 0, ok.stdout[-2000:]
     assert "2 passed, 1 skipped" in ok.stdout  # param_groups: not supported by a step function
+    # which profile, and why: timm and torch_decoupled differ only where the probes cannot tell
+    # (ρ_t = 5 exactly; θ − αλθ vs θ(1 − αλ)), so either may be named, with the claim's difference
+    line = next(ln for ln in ok.stdout.splitlines() if ln.startswith("profile:"))
+    assert "fingerprint matches" in line and "timm" in line and "differs in threshold" in line, line
     (tmp_path / "pm_broken.py").write_text(textwrap.dedent('''
         import radam_ref
         def step(params, grads, state, config):
@@ -178,6 +190,7 @@ def test_pytest_mode_passes_a_conforming_target_and_names_a_failing_check(tmp_pa
     assert bad.returncode == 1
     assert "FAILED" in bad.stdout and "test_check[maximize]" in bad.stdout
     assert "most likely axis: maximize" in bad.stdout and "repro:" in bad.stdout
+    assert "[profile: " in bad.stdout  # each failure says what it was checked against, and why
 
 
 def test_pytest_mode_without_a_target_is_a_usage_error():

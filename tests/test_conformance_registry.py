@@ -129,3 +129,37 @@ def test_every_suite_key_is_refused_with_the_option_that_covers_it():
         assert message is not None and f"{key!r} is {covered}" in message
         assert "--profile" in covered or "--check" in covered
     assert "'lr'" in check_kwargs({"lr": 0.1, "eps": 1e-8}) and "'eps'" in check_kwargs({"lr": 0.1, "eps": 1e-8})
+
+
+_KERAS_CLASSIFY = r"""
+import sys
+from radam_ref.conformance.adapters.registry import resolve_target
+from radam_ref.conformance.adapters.keras_optimizer import KerasOptimizerTarget
+out = []
+for spelling in sys.argv[1:]:
+    t = resolve_target(spelling)
+    assert isinstance(t, KerasOptimizerTarget), (spelling, type(t))
+    out.append(f"{spelling} {t.cls.__module__}.{t.cls.__name__} {t.backend} {t.default_dtype}")
+print("\n".join(out))
+"""
+
+
+def test_a_keras_optimizer_class_by_module_attr_gets_the_keras_adapter():
+    """``module:attr`` naming a Keras optimizer class goes to the Keras adapter, with no
+    --kwargs, on the backend the built-in Keras target would choose (Keras fixes its backend
+    on first import, so the choice must come before the target's module is imported).  In a
+    child process: one Keras backend per process."""
+    pytest.importorskip("keras")
+    pytest.importorskip("jax")
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}
+    result = subprocess.run([sys.executable, "-c", _KERAS_CLASSIFY, "radam_ref.backends.keras:RAdam",
+                             "keras.optimizers:Adam", "keras.optimizers.Adam"],
+                            capture_output=True, text=True, timeout=300, env=env)
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = result.stdout.split("\n")
+    assert lines[0] == "radam_ref.backends.keras:RAdam radam_ref.backends.keras.RAdam jax float64"
+    assert lines[1].startswith("keras.optimizers:Adam keras") and lines[1].endswith("Adam jax float64")
+    assert lines[2] == lines[1].replace("keras.optimizers:Adam", "keras.optimizers.Adam", 1)

@@ -279,7 +279,8 @@ def test_unknown_fields_are_rejected(tmp_path, extra_field):
     (["vectors", "check", "radam_ref.step", "--profile", "bogus"], "unknown profile 'bogus'"),
     (["vectors", "check", "radam_ref.step", "--kwargs", "{"], "--kwargs: invalid JSON"),
     (["demo", "--profile", "bogus"], "radam-ref demo: error: --profile: unknown profile 'bogus'"),
-    (["demo", "--steps", "-1"], "--steps must be >= 0"),
+    (["demo", "--steps", "-1"], "--steps must be in [0, 100000], got -1"),
+    (["demo", "--steps", "99999999999999999999"], "--steps must be in [0, 100000]"),  # ran for ever
 ])
 def test_cli_usage_errors_are_one_line_with_status_2(tmp_path, argv, needle):
     import subprocess
@@ -406,3 +407,15 @@ def test_a_resealed_edit_is_named_by_the_regeneration_check(tmp_path):
     assert len(problems) == 1, problems
     assert "at $.testGroups[0].tests[0].expected" in problems[0]
     assert "same generator version: the file was edited and resealed" in problems[0]
+
+
+@pytest.mark.parametrize("edit,key", [
+    (lambda seal_: seal_["fields"].__setitem__(3, "00000000"), "fields"),
+    (lambda seal_: seal_.__setitem__("canonicalization", "any"), "canonicalization"),
+])
+def test_an_edit_of_the_seal_itself_is_caught(tmp_path, edit, key):
+    # The digest covers the content, not the seal: an edited seal went unnoticed.
+    data = vectors.load(vectors.vector_path("paper"))
+    edit(data["integrity"])
+    problems = vectors.validate_file(_write(tmp_path, json.dumps(data)), regenerate=False)
+    assert problems == [f"edited after generation: integrity.{key} does not match the content"]

@@ -527,3 +527,14 @@ def test_cyclic_or_absurdly_deep_containers_are_value_errors():
     shared = np.ones(2)
     fine = [shared, [shared]]  # the same leaf twice is no cycle
     radam_ref.init(fine)
+
+
+def test_profiles_cannot_be_changed_from_outside():
+    """A profile's options were a plain dict: writing to it changed RAdamConfig() everywhere."""
+    import pickle
+
+    paper = radam_ref.PROFILES["paper"]
+    with pytest.raises(TypeError):
+        paper.options["lr"] = 5.0
+    assert RAdamConfig().lr == 1e-3
+    assert pickle.loads(pickle.dumps(paper)) == paper

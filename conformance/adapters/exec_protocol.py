@@ -34,7 +34,10 @@ to support (:class:`~.base.TargetError`, a failed check).  A port that breaks
 the protocol — writes a line that is not JSON or not a valid reply, answers out
 of order, exits, is killed, or does not answer within the per-request timeout —
 raises :class:`PortFailure`, which the runner reports as the verdict "error",
-never as a conformance failure.
+never as a conformance failure.  So does one that stops reading its stdin, writes
+a line longer than :data:`MAX_LINE_BYTES` or nested deeper than :data:`MAX_DEPTH`,
+or exits leaving a child on its stdout; the command runs without a shell, in its
+own process group, killed whole when it fails.
 
 One child process serves the whole target run: each scenario opens a session
 and ends it; sessions a check drops without closing are ended before the next

@@ -16,9 +16,12 @@ A TARGET is one of
   ``torch.optim.Optimizer`` subclass, built as ``cls(params, **kwargs)``; (b) a
   function with the spec's signature ``step(params, grads, state, config)`` (its
   module's ``init`` builds the state, else :func:`radam_ref.init`); (c) an
-  optax-style factory returning an ``(init, update)`` pair; or (d) a
+  optax-style factory returning an ``(init, update)`` pair; (d) a
   :class:`~.base.Target` subclass or instance (the adapter protocol), built as
-  ``cls(**kwargs)``.
+  ``cls(**kwargs)``; or (e) a ``keras.optimizers.Optimizer`` subclass, driven by
+  :class:`~.keras_optimizer.KerasOptimizerTarget` (``backend`` and ``x64`` in
+  ``kwargs`` choose how Keras runs; the backend is chosen before the target's
+  module is imported when its name starts with ``keras``).
 
 A known class or function is recognised by identity, not spelling:
 ``torch.optim:RAdam``, ``torch.optim.radam:RAdam`` and ``timm.optim.RAdam`` (a
@@ -373,6 +376,7 @@ def resolve_target(target, kwargs: dict | None = None, *, profile: str | None = 
     elif isinstance(target, str) and ":" in target and _is_file_target(target):
         built = _file_target(target, kwargs)
     elif isinstance(target, str) and ":" in target:
+        _choose_keras_backend_first(target.partition(":")[0], kwargs)
         try:
             module, obj = _import_attr(target)
         except TargetUnavailable:
@@ -382,6 +386,7 @@ def resolve_target(target, kwargs: dict | None = None, *, profile: str | None = 
             raise
         built = _classify(obj, module, kwargs, target)
     elif isinstance(target, str):
+        _choose_keras_backend_first(target, kwargs)
         found = _import_dotted(target)
         if found is None:
             raise TargetUnavailable(
@@ -401,6 +406,31 @@ def resolve_target(target, kwargs: dict | None = None, *, profile: str | None = 
         if hasattr(built, "claim"):
             built.claim = PROFILES[profile].config()
     return built
+
+
+def _choose_keras_backend_first(module_name: str, kwargs: dict) -> None:
+    """Keras picks its backend once, when first imported: before importing a
+    ``keras…`` or ``radam_ref.backends.keras…`` target, choose it as the built-in
+    Keras target does (``backend``/``x64`` from ``kwargs``, :func:`.keras_optimizer.select_backend`),
+    so that every spelling of a Keras optimizer runs on the same backend."""
+    if "keras" in sys.modules:
+        return
+    if not (module_name == "keras" or module_name.startswith(("keras.", "radam_ref.backends.keras"))):
+        return
+    from .keras_optimizer import select_backend
+
+    try:
+        select_backend(kwargs.get("backend"), x64=bool(kwargs.get("x64", True)))
+    except ImportError:
+        pass  # the import of the target itself says what is missing
+
+
+def _is_keras_optimizer(obj) -> bool:
+    keras = sys.modules.get("keras")
+    if not isinstance(obj, type) or keras is None:
+        return False
+    base = getattr(getattr(keras, "optimizers", None), "Optimizer", None)
+    return isinstance(base, type) and issubclass(obj, base)
 
 
 def _is_torch_optimizer(obj) -> bool:
@@ -430,6 +460,13 @@ def _classify(obj, module, kwargs: dict, spec_string: str | None) -> Target:
         return built
     if _is_torch_optimizer(obj):
         return TorchOptimizerTarget(obj, kwargs, name=name, spec=spec)
+    if _is_keras_optimizer(obj):
+        from .keras_optimizer import KerasOptimizerTarget
+
+        try:
+            return KerasOptimizerTarget(obj, name=name, spec=spec, **kwargs)
+        except TypeError as exc:
+            raise TargetUnavailable(f"Keras optimizer target {name!r}: {exc}") from exc
     if not callable(obj):
         raise TargetUnavailable(f"target {name!r} is not callable (a class, a function or a factory)")
     try:
