@@ -111,6 +111,9 @@ _ENTRIES = (
     Cause("formula/rho_factor", "formula", "ρ_t without the factor 2 in 2tβ₂ᵗ/(1 − β₂ᵗ)"),
     Cause("formula/momentum_no_one_minus_beta", "formula", "m accumulated without the (1 − β₁) factor"),
     Cause("formula/v_no_one_minus_beta", "formula", "v accumulated without the (1 − β₂) factor"),
+    Cause("formula/eps_zero_masked_nan", "formula",
+          "ε = 0: an element whose gradients have all been 0 turns NaN before rectification (the adaptive "
+          "term is computed for every element and masked by a product: (sqrt(v) + ε)/0 = 0/0, then 0·NaN)"),
     Cause("formula/sgd_uncorrected", "formula", "SGD steps before rectification use m without bias correction"),
     Cause("formula/decay_lr_missing", "formula", "decoupled decay θ·(1 − λ) without the learning rate"),
 )

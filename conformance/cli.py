@@ -21,6 +21,7 @@ one-line replay command: radam-ref replay REPORT.json FINDING.
 from __future__ import annotations
 
 import json
+import os
 import sys
 
 __all__ = ["register", "run", "build_parser"]
@@ -129,7 +130,13 @@ class _Progress:
 
     def _say(self, text: str) -> None:
         if self.enabled:
-            print(text, file=sys.stderr, flush=True)
+            try:
+                print(text, file=sys.stderr, flush=True)
+            except (BrokenPipeError, ValueError):  # stderr's reader went away: the run goes on
+                from .report import silence
+
+                self.enabled = False
+                silence(sys.stderr)
 
 
 def _report_file(args, payload) -> str | None:
@@ -154,6 +161,20 @@ def _has_findings(report) -> bool:
 
 
 def run(args) -> int:
+    """``radam-ref conformance``; Ctrl-C ends the run with status 130 and one line (the
+    target's process group is killed on the way out; with --all and --json, the targets
+    already finished are in the JSON file)."""
+    try:
+        return _run(args)
+    except KeyboardInterrupt:
+        try:
+            print("radam-ref conformance: interrupted", file=sys.stderr, flush=True)
+        except (BrokenPipeError, ValueError):
+            pass
+        return 130
+
+
+def _run(args) -> int:
     from .adapters.registry import ALL_TARGETS, TargetUnavailable, check_kwargs, target_label
     from .checks import CHECKS
     from .isolation import DEFAULT_TIMEOUT, run_isolated
@@ -193,8 +214,10 @@ def run(args) -> int:
         problem = _check_output(path, flag)
         if problem:
             return _usage(problem)
+    if args.json and args.results_page and args.json != "-" and \
+            os.path.realpath(args.json) == os.path.realpath(args.results_page):
+        return _usage(f"--json and --results-page name the same file {args.json!r}: each would overwrite the other")
     if args.results_page:
-        import os
         import tempfile
 
         from .results_page import write_results_page

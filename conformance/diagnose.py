@@ -196,6 +196,30 @@ def _shared_cache_cause(scenario: Scenario, observed: Observed, model, tdt: str)
     return "groups/added_group_shares_state"
 
 
+def _disambiguate(best, also, candidates, truncated, full, tdt):
+    """Among the candidates exact up to the first failing step (``best`` and the causes in
+    ``also``), the ones also exact on the whole scenario ``full``; ``(best, also)`` again."""
+    scenario, observed = full
+    tied = [best[3], *also]
+    exact, seen = [], set()
+    for axis, detail, variant, kw, cause, transform in candidates:
+        if cause not in tied or cause in seen or (transform is None and variant is not truncated):
+            continue  # a variant built from the truncated scenario alone cannot be extended
+        seen.add(cause)
+        try:
+            traj = run_oracle(scenario.with_configs(transform) if transform is not None else scenario, **kw)
+        except (ValueError, ZeroDivisionError, OverflowError, TypeError):
+            continue
+        if len(traj.steps) != len(observed.steps):
+            continue
+        err = normalized_error(observed, traj, tdt)
+        if err <= 1.0:
+            exact.append((err, axis, detail, cause, kw, transform))
+    if not exact:
+        return best, also  # the later steps fit none of them: keep the first answer
+    return exact[0], [entry[3] for entry in exact[1:]]
+
+
 def diagnose(scenario: Scenario, observed: Observed, *, fallback: str, upto: int | None = None,
              tol_dtype: str | None = None) -> Diagnosis:
     """The single change to the claimed configs that best explains ``observed``.
@@ -220,6 +244,7 @@ def diagnose(scenario: Scenario, observed: Observed, *, fallback: str, upto: int
         scenario = scenario.truncated(upto)
         observed = Observed([observed.steps[k] for k in keep], [observed.values[k] for k in keep],
                             observed.dtypes)
+    full = (scenario, observed)
     base = scenario.all_groups()[0].config
     candidates = []  # (axis, detail, scenario, oracle kwargs, cause, transform); first exact match wins
     for axis, detail, transform, cause in _config_variants(base):
@@ -266,6 +291,12 @@ def diagnose(scenario: Scenario, observed: Observed, *, fallback: str, upto: int
     if best is None:
         return Diagnosis(fallback, "no single-axis change of the spec reproduces it", False, nominal, nominal)
     err, axis, detail, cause, kw, transform = best
+    if err <= 1.0 and also and full[0] is not scenario:
+        # Several exact explanations up to the first failing step (e.g. m without bias
+        # correction in every step vs in SGD steps only, when no step was rectified yet):
+        # the steps after it, when the scenario has them, tell them apart.
+        best, also = _disambiguate(best, also, candidates, scenario, full, tdt)
+        err, axis, detail, cause, kw, transform = best
     if err <= 1.0:
         if cause == "groups/shared_cache":
             cause = _shared_cache_cause(scenario, observed, kw.get("group_model"), tdt)

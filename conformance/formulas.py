@@ -120,6 +120,10 @@ def variant_update(change: str):
             p = p - (lr * sched.r_t) * (m_hat * d)
         elif moves:
             p = p - lr * (m if change == "sgd_uncorrected" else m_hat)
+            if change == "eps_zero_masked_nan" and eps == 0.0:
+                # the adaptive term computed for every element and masked by a product:
+                # (sqrt(v) + ε)/(αr_t·…) with r_t = 0 is 0/0 where v = 0, and m·NaN = NaN
+                p = np.where(np.asarray(v) == 0, np.nan, p)
         return p, m, v
 
     return update
@@ -141,4 +145,5 @@ FORMULA_VARIANTS = (
     Variant("formula/momentum_no_one_minus_beta", update_fn=variant_update("momentum_no_one_minus_beta")),
     Variant("formula/v_no_one_minus_beta", update_fn=variant_update("v_no_one_minus_beta")),
     Variant("formula/decay_lr_missing", update_fn=variant_update("decay_lr_missing")),
+    Variant("formula/eps_zero_masked_nan", update_fn=variant_update("eps_zero_masked_nan")),
 )

@@ -136,7 +136,13 @@ def run(args) -> int:
         target = resolve_target(name, kwargs)
     except TargetUnavailable as exc:
         return _usage(str(exc))
-    scenario = Scenario.from_json(scenario)
+    try:
+        scenario = Scenario.from_json(scenario)
+        if not isinstance(extra, dict):
+            raise TypeError(f"its 'extra' is {type(extra).__name__}, not an object")
+    except (ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
+        return _usage(f"the scenario of {finding_id!r} in {args.report!r} is not valid "
+                      f"({type(exc).__name__}: {exc}): was the report edited?")
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore")
         outcome = CHECKS[check].replay(target, scenario, **extra)

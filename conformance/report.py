@@ -48,7 +48,30 @@ def make_console(file=None):
     tty = hasattr(file, "isatty") and file.isatty()
     columns = os.environ.get("COLUMNS", "")
     width = None if (tty or columns.isdigit()) else 120
-    return Console(file=file, width=width, highlight=False)
+
+    class _Console(Console):
+        def on_broken_pipe(self) -> None:
+            # The reader went away (``radam-ref conformance X | head``): stop printing,
+            # keep the run's own exit status (rich's default exits with status 1, which
+            # would read as "does not conform").
+            silence(self.file)
+            self.quiet = True
+
+    return _Console(file=file, width=width, highlight=False)
+
+
+def silence(stream) -> None:
+    """Point ``stream``'s file descriptor at the null device (its reader closed the
+    pipe), so that later writes and the flush at exit neither fail nor print."""
+    try:
+        fd = stream.fileno()
+    except (AttributeError, OSError, ValueError):
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, fd)
+    finally:
+        os.close(devnull)
 
 
 _console = make_console
@@ -296,9 +319,12 @@ def write_json(path: str, payload) -> None:
     """Write ``payload`` to ``path`` atomically (a temporary file, then rename), or
     to stdout for ``-``."""
     if path == "-":
-        json.dump(payload, sys.stdout, indent=2, ensure_ascii=False)
-        sys.stdout.write("\n")
-        sys.stdout.flush()
+        try:
+            json.dump(payload, sys.stdout, indent=2, ensure_ascii=False)
+            sys.stdout.write("\n")
+            sys.stdout.flush()
+        except BrokenPipeError:  # the reader went away (``| head``): not an error of the run
+            silence(sys.stdout)
         return
     tmp = f"{path}.tmp{os.getpid()}"
     with open(tmp, "w", encoding="utf-8") as fh:

@@ -243,7 +243,8 @@ def preflight(target: Target, base, dtype: str, kwargs: dict | None) -> tuple[st
     except TargetError as exc:
         root = _root_exception(exc)
         text = str(root)
-        if stage == "building" and isinstance(root, TypeError):
+        if isinstance(root, TypeError):
+            # the constructor, or a step function called with the keyword arguments at every step
             match = _UNKNOWN_KEYWORD.search(text)
             keyword = next((g for g in (match.groups() if match else ()) if g), None)
             if keyword is not None and keyword in kwargs:
@@ -279,6 +280,53 @@ def _check_values(values, scenario) -> str | None:
     if got != shapes:
         return f"its parameters read back with shapes {got}; expected {shapes}"
     return None
+
+
+# --------------------------------------------------------------------------- #
+# the suite's own state: a target must not replace what the verdicts rest on
+# --------------------------------------------------------------------------- #
+
+#: Modules whose functions and classes the oracle and the comparisons use (with every
+#: loaded module of the suite itself).  A target runs in the same (child) process as the
+#: oracle; one that replaces any of these — to patch NumPy "for speed", or the spec it is
+#: checked against — would make the suite agree with it.
+_GUARDED = ("math", "numpy", "numpy.linalg", "radam_ref", "radam_ref._step", "radam_ref._schedule",
+            "radam_ref._config", "radam_ref._profiles", "radam_ref._tree")
+
+
+def suite_state() -> dict:
+    """``{(module, name): object}`` of the guarded modules' functions and classes."""
+    import sys
+
+    names = list(_GUARDED) + [m for m in list(sys.modules)
+                              if m.startswith(("radam_ref.conformance", "conformance."))]
+    snap = {}
+    for module_name in names:
+        module = sys.modules.get(module_name)
+        if module is None:
+            continue
+        for attr, obj in list(vars(module).items()):
+            if not attr.startswith("__") and (callable(obj) or isinstance(obj, type)):
+                snap[(module_name, attr)] = obj
+    return snap
+
+
+def tampered(snap: dict) -> list[str]:
+    """The guarded names that no longer hold what ``snap`` recorded."""
+    import sys
+
+    out = []
+    for (module_name, attr), obj in snap.items():
+        module = sys.modules.get(module_name)
+        if module is None or vars(module).get(attr) is not obj:
+            out.append(f"{module_name}.{attr}")
+    return out
+
+
+def _tamper_message(label: str, names: list[str], stage: str) -> str:
+    shown = ", ".join(names[:6]) + (f" and {len(names) - 6} more" if len(names) > 6 else "")
+    return (f"{label} replaced the suite's own functions in its process ({shown}, found after {stage}): "
+            "the oracle and the comparisons run there, so no verdict can be trusted")
 
 
 def _run_check(name: str, ctx: Context) -> CheckResult:
@@ -333,6 +381,10 @@ def run_conformance(
     ValueError for a bad dtype or check name.
     """
     start = time.perf_counter()
+    # what the target could replace, recorded before its module is imported
+    from . import checks as _checks, compare as _compare, diagnose as _diagnose, oracle as _oracle  # noqa: F401
+
+    guard = suite_state()
     built: Target = resolve_target(target, kwargs, profile=profile)
     name = target if isinstance(target, str) else built.name
     label = target_label(name, kwargs) if isinstance(target, str) else built.name
@@ -351,6 +403,9 @@ def run_conformance(
     if on_start:
         on_start("preflight")
     decided = preflight(built, base, dtype, kwargs)
+    changed = tampered(guard)
+    if changed:
+        decided = ("error", _tamper_message(label, changed, "building it and its first steps"))
     if decided is not None:
         report.outcome, report.message = decided
         report.seconds = time.perf_counter() - start
@@ -380,6 +435,14 @@ def run_conformance(
         if on_start:
             on_start(check_name)
         result = _run_check(check_name, ctx)
+        changed = tampered(guard)
+        if changed:
+            result = CheckResult(check_name, "error", _tamper_message(label, changed, f"the {check_name} check"))
+            report.results.append(result)
+            report.outcome, report.message = "error", f"{report.message}\n{result.summary}"
+            if on_result:
+                on_result(result)
+            break
         report.results.append(result)
         if on_result:
             on_result(result)

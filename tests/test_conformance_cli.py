@@ -149,6 +149,13 @@ def test_replay_usage_errors(tmp_path, capsys):
     (tmp_path / "r.json").write_text(json.dumps({"target": "radam_ref.step", "checks": []}))
     assert main(["replay", str(tmp_path / "r.json"), "threshold/1"]) == 2
     assert "no replayable finding 'threshold/1'" in capsys.readouterr().err
+    # a scenario edited by hand (or truncated): one line, exit 2, no traceback
+    bad = {"target": "radam_ref.step", "spec": ["radam_ref.step", {}], "checks": [
+        {"check": "threshold", "verdict": "fail",
+         "findings": [{"id": "threshold/1", "check": "threshold", "scenario": {"groups": [{"config": {"lr": "zzz"}}]}}]}]}
+    (tmp_path / "bad.json").write_text(json.dumps(bad))
+    assert main(["replay", str(tmp_path / "bad.json"), "threshold/1"]) == 2
+    assert "is not valid" in capsys.readouterr().err
     from radam_ref.conformance.replay_cli import find
 
     finding = {"id": "threshold/1", "check": "threshold", "scenario": {"s": 1}, "extra": {"k": 2}}
@@ -174,6 +181,12 @@ def test_replay_usage_errors(tmp_path, capsys):
     (["conformance"], "give a TARGET or --all"),
     (["conformance", "radam_ref.step", "--all"], "give a TARGET or --all"),
     (["conformance", "optax.radam", "--dtype", "float64"], "does not support dtype 'float64'"),
+    (["conformance", "radam_ref.step", "--timeout", "nan"], "--timeout must be > 0"),
+    (["conformance", "radam_ref.step", "--json", "same.json", "--results-page", "./same.json"],
+     "name the same file"),
+    # a step function gets --kwargs at every step: an unknown keyword is a usage error too
+    (["conformance", "radam_ref.step", "--check", "threshold", "--kwargs", '{"a": {"b": 1}}', "--no-progress"],
+     "does not accept the keyword argument 'a'"),
 ])
 def test_usage_errors_exit_2_and_name_what_failed(argv, needle, capsys):
     if argv[1:2] == ["optax.radam"]:
@@ -310,3 +323,25 @@ def test_flags_in_the_guide_exist():
     unknown = documented - cli_flags - plugin.flags - pytest_own
     assert not unknown, unknown
     assert plugin.flags <= documented
+
+
+_PIPE = """
+set -o pipefail
+{exe} -m radam_ref conformance radam_ref.step --check threshold --max-examples 2 --no-fingerprint {extra} \
+    2>{err} | true  # the reader is gone before anything is written
+"""
+
+
+@pytest.mark.parametrize("extra", ["", "--json -"])
+def test_a_reader_that_closes_the_pipe_changes_nothing(extra, tmp_path):
+    """``radam-ref conformance X | head``: no traceback, and the exit status is the
+    verdict's (0 here), not rich's 1 ("does not conform") nor a BrokenPipeError."""
+    import subprocess
+    import sys
+
+    err = tmp_path / "err.txt"
+    proc = subprocess.run(["bash", "-c", _PIPE.format(exe=sys.executable, extra=extra, err=err)],
+                          capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    text = err.read_text()
+    assert "Traceback" not in text and "BrokenPipe" not in text, text
+    assert proc.returncode == 0, (proc.returncode, text)

@@ -205,3 +205,147 @@ def test_the_pytest_mode_has_a_time_limit_too(faulty):
     assert "1 failed, 1 passed" in result.stdout
     assert "timed out after 4 s during maximize" in result.stdout
     assert set(os.listdir(faulty)) <= {"conf_faulty_mod.py", "__pycache__"}  # no .hypothesis/
+
+
+def _dying_target(die_at_step):
+    """A target whose session raises a PortFailure (what an ``exec:`` port that crashed
+    raises) at its ``die_at_step``-th step overall, like a port that dies mid-run."""
+    import radam_ref
+    from radam_ref.conformance.adapters.base import Session, Target
+    from radam_ref.conformance.adapters.exec_protocol import PortFailure
+
+    calls = {"n": 0}
+
+    class Dying(Session):
+        def __init__(self, groups, dtype):
+            self.params_ = [[p.copy() for p in g.params] for g in groups]
+            self.config = groups[0].config
+            self.state = radam_ref.init(self.params_[0])
+
+        def step(self, grads):
+            calls["n"] += 1
+            if calls["n"] >= die_at_step:
+                raise PortFailure("port 'fake' was killed by signal SIGSEGV instead of answering step (id 7)")
+            new, self.state = radam_ref.step(self.params_[0], grads[0], self.state, self.config)
+            self.params_ = [list(new)]
+
+        def params(self):
+            return self.params_
+
+    class DyingTarget(Target):
+        name = "fake-port"
+        profile = "paper"
+        tunable = frozenset(f for f in ("threshold", "comparison", "eps_placement", "weight_decay_mode",
+                                        "before_rectification", "nesterov", "maximize"))
+
+        def open(self, groups, dtype):
+            if len(groups) != 1:
+                from radam_ref.conformance.adapters.base import NotSupported
+
+                raise NotSupported("one group")
+            return Dying(groups, dtype)
+
+    return DyingTarget()
+
+
+def test_a_port_dying_is_the_targets_error_in_its_own_words():
+    """A PortFailure (``target_fault``) is the target's fault: a plain "error" with the
+    port's message, not "the suite raised PortFailure" with a traceback; and a port dying
+    in the preflight is not told it returned something that is not arrays."""
+    from radam_ref.conformance import run_conformance
+
+    early = run_conformance(_dying_target(1), checks=["threshold"], fingerprint=False)
+    assert early.verdict == "error"
+    assert "SIGSEGV" in early.message and "expected the parameters" not in early.message, early.message
+    late = run_conformance(_dying_target(3), checks=["threshold"], fingerprint=False, max_examples=3)
+    (result,) = late.results
+    assert late.verdict == "error" and result.verdict == "error"
+    assert result.summary.startswith("port 'fake' was killed by signal SIGSEGV"), result.summary
+    assert "the suite raised" not in result.summary and not result.notes, (result.summary, result.notes)
+
+
+HANGS_WITH_A_GRANDCHILD = '''
+import os, subprocess, sys, time
+
+def step(params, grads, state, config):
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    with open(os.environ["GRANDCHILD_PID"], "w") as fh:
+        fh.write(str(child.pid))
+    time.sleep(120)
+'''
+
+
+def test_ctrl_c_ends_the_run_with_130_and_kills_the_targets_processes(tmp_path):
+    """SIGINT to the command (what Ctrl-C sends): one line, status 130, no traceback, and
+    neither the target's process nor a process it started survives."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    (tmp_path / "conf_hang_gc.py").write_text(HANGS_WITH_A_GRANDCHILD)
+    pid_file = tmp_path / "grandchild.pid"
+    env = {**os.environ, "PYTHONPATH": str(tmp_path), "GRANDCHILD_PID": str(pid_file)}
+    proc = subprocess.Popen([sys.executable, "-m", "radam_ref", "conformance", "conf_hang_gc:step", "--check",
+                             "threshold", "--no-fingerprint"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=env, cwd=tmp_path)
+    deadline = time.monotonic() + 120
+    while not (pid_file.exists() and pid_file.read_text()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert pid_file.exists(), "the target never started"
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, (proc.returncode, err[-2000:])
+    assert "interrupted" in err and "Traceback" not in err + out, err[-2000:]
+    grandchild = int(pid_file.read_text())
+    for _ in range(50):  # the process group was SIGKILLed; give the kernel a moment
+        try:
+            os.kill(grandchild, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    else:
+        with open(f"/proc/{grandchild}/stat") as fh:  # a zombie waiting for init is dead too
+            assert fh.read().split(") ")[1].startswith("Z"), "a process the target started survived"
+
+
+PATCHES_THE_SUITE = '''
+import numpy as np
+import radam_ref
+import radam_ref._step as _spec_step
+
+_sqrt = np.sqrt
+
+
+def _fast_sqrt(x, *args, **kwargs):
+    return _sqrt(x, *args, **kwargs)
+
+
+def at_import(params, grads, state, config):
+    return radam_ref.step(params, grads, state, config.replace(threshold=5.0))
+
+
+np.sqrt = _fast_sqrt  # installed when the module is imported
+
+
+def mid_run(params, grads, state, config):
+    # replaces the spec function the oracle uses by one that agrees with this target
+    _spec_step._update_exact = _spec_step._update_exact.__wrapped__ if hasattr(
+        _spec_step._update_exact, "__wrapped__") else (lambda *a, _f=_spec_step._update_exact, **k: _f(*a, **k))
+    return radam_ref.step(params, grads, state, config)
+'''
+
+
+@pytest.mark.parametrize("attr,replaced", [("at_import", "numpy.sqrt"),
+                                           ("mid_run", "radam_ref._step._update_exact")])
+def test_a_target_that_replaces_the_suites_functions_gets_error_never_a_verdict(attr, replaced, tmp_path):
+    """The oracle runs in the target's (child) process: a target that replaces NumPy's or
+    the spec's functions there could make the suite agree with it.  It gets "error",
+    naming what it replaced."""
+    from radam_ref.conformance.isolation import run_isolated
+
+    (tmp_path / "conf_patcher.py").write_text(PATCHES_THE_SUITE)
+    report = run_isolated(f"conf_patcher:{attr}", {}, timeout=120, env={"PYTHONPATH": str(tmp_path)},
+                          checks=["threshold"], max_examples=2, fingerprint=False)
+    assert report.verdict == "error", (report.verdict, report.message)
+    assert replaced in report.message and "no verdict can be trusted" in report.message, report.message

@@ -151,9 +151,6 @@ def test_a_keras_optimizer_class_by_module_attr_gets_the_keras_adapter():
     child process: one Keras backend per process."""
     pytest.importorskip("keras")
     pytest.importorskip("jax")
-    import subprocess
-    import sys
-
     env = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}
     result = subprocess.run([sys.executable, "-c", _KERAS_CLASSIFY, "radam_ref.backends.keras:RAdam",
                              "keras.optimizers:Adam", "keras.optimizers.Adam"],

@@ -20,7 +20,8 @@ EXAMPLES = max(3, settings.default.max_examples // 8)
 
 #: (target, kwargs) -> {check: substring of the diagnosed axis or summary}
 KNOWN_FINDINGS = {
-    ("torch.optim.RAdam", (("foreach", True),)): {"eps_zero": "expected 0"},
+    # a real defect of the foreach path (see formula/eps_zero_masked_nan in conformance/causes.py)
+    ("torch.optim.RAdam", (("foreach", True),)): {"eps_zero": "turns NaN before rectification"},
     ("optax.radam", (("x64", True),)): {"autodiff": "nan", "complex": "complex convention"},
     ("optax.radam", ()): {
         "arithmetic": "step scalars (1 − βᵗ, ρ_t, r_t) computed in float32",
@@ -204,3 +205,22 @@ def test_the_authors_file_follows_the_authors_profile():
             assert target.unsupported(config) == []
             got = _torch_run(target.cls, p0, grads, **hyper, **target.options(config))
             np.testing.assert_allclose(got, _spec_run(config, p0, grads), rtol=1e-5, atol=0)
+
+
+def test_pytorch_optimizer_claims_the_decay_it_applies_and_keeps_a_code_path_option():
+    """Its default λ is 0, but given λ it decays decoupled on the steps that move θ: that is
+    the claim (a claim of mode "none" would leave the decay probes without decay).  A
+    ``fixed_decay=True`` from --kwargs reaches every param group (a group's own False would
+    silently win), and since θ(1 − λ) has no spec equivalent the fingerprint pins every
+    other axis and leaves weight decay alone unexplained."""
+    pytest.importorskip("pytorch_optimizer")
+    from radam_ref.conformance.fingerprint import fingerprint
+
+    assert resolve_target("pytorch_optimizer.RAdam").claimed_config().weight_decay_mode == "decoupled_moving"
+    target = resolve_target("pytorch_optimizer.RAdam", {"fixed_decay": True})
+    claim = target.claimed_config()
+    assert target.group_kwargs(claim.replace(weight_decay=0.1))["fixed_decay"] is True
+    fp = fingerprint(target, claim, "float64", precision=False)
+    assert not fp.consistent and fp.axes["weight_decay_mode"] == ()
+    assert fp.closest == {"threshold": 5.0, "eps_placement": "before_bias_correction",
+                          "weight_decay_mode": "decoupled_moving", "before_rectification": "none", "nesterov": False}

@@ -99,12 +99,16 @@ class MappedTorchTarget(TorchOptimizerTarget):
         return out
 
     def group_kwargs(self, config: RAdamConfig) -> dict:
+        options = self.options(config)
+        # a code-path option the user gave (--kwargs, e.g. fixed_decay) also wins in each
+        # param group: a group's own value would otherwise silently override the constructor's
+        options.update({k: v for k, v in self.kwargs.items() if k in options})
         return {
             "lr": config.lr,
             "betas": tuple(config.betas),
             "eps": config.eps,
             "weight_decay": config.weight_decay if config.weight_decay_mode != "none" else 0.0,
-            **self.options(config),
+            **options,
         }
 
 
@@ -161,7 +165,13 @@ def pytorch_optimizer_config(options: dict | None = None, **hyper) -> RAdamConfi
 def pytorch_optimizer_target(kwargs: dict, name: str = "pytorch_optimizer.RAdam"):
     import pytorch_optimizer
 
-    claim = pytorch_optimizer_config()
+    # The claim is the configuration it follows when given weight decay (its default λ is 0,
+    # which would claim the mode "none" and leave the decay probes without decay to see):
+    # decoupled on the steps that move θ.  fixed_decay=True has no spec equivalent with
+    # decay (θ(1 − λ)): the claim stays, and the suite names the difference.
+    options = {k: kwargs[k] for k in ("fixed_decay",) if k in kwargs}
+    claim = (pytorch_optimizer_config(options, weight_decay=1.0)
+             or pytorch_optimizer_config({**options, "fixed_decay": False}, weight_decay=1.0)).replace(weight_decay=0.0)
     return MappedTorchTarget(pytorch_optimizer.RAdam, kwargs, name=name, profile="authors", claim=claim,
                              options=pytorch_optimizer_options,
                              tunable={"threshold", "before_rectification", "maximize"}, modes=_MODES,

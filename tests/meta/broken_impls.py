@@ -34,6 +34,8 @@ NUMPY_DEFECTS = {
     "degenerate_rectifies": "for ρ∞ ≤ 4 takes the adaptive step with r_t = 1",
     "eps_zero_replaced": "uses ε = 1e-8 when told ε = 0 (eps = eps or 1e-8)",
     "eps_zero_nan_spreads": "a 0/0 in one element makes the whole parameter NaN",
+    "eps_zero_masked_nan": "computes the adaptive term on unrectified steps too and masks it with a "
+                           "product (torch.optim.RAdam foreach): with ε = 0, 0/0 where v = 0, then 0·NaN",
     "writes_inputs": "writes the new parameters into its input arrays (functional API)",
     "float32_v_in_float16": "keeps v in float16 for float32 parameters",
     "float32_update": "updates float64 parameters in float32 (parameters, moments, update)",
@@ -218,6 +220,12 @@ def make_numpy_step(defect=None):
                 q = q - update
             elif moves:
                 q = q - lr * (m if defect == "sgd_without_bias_correction" else m_hat)
+                if defect == "eps_zero_masked_nan":
+                    # the rectified term with r_t = 0, written as torch's foreach path does:
+                    # m̂ · 1/((sqrt(v) + ε)/(−α·0·sqrt(1 − β₂ᵗ))) — 0/0 = NaN where v = 0 and ε = 0
+                    with np.errstate(divide="ignore", invalid="ignore"):
+                        zero_rate = -(lr * 0.0 * math.sqrt(bc2))
+                        q = q + m * (1.0 / ((np.sqrt(v) + eps) / zero_rate))
             q = np.asarray(q, dtype=dtype)
             if defect == "writes_inputs":
                 p[...] = q

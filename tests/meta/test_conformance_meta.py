@@ -50,6 +50,7 @@ NUMPY_CASES = {
     "degenerate_rectifies": ("paper", "degeneration", "unexplained"),
     "eps_zero_replaced": ("paper", "eps_zero", "eps/substituted"),
     "eps_zero_nan_spreads": ("paper", "eps_zero", "eps/nan_spreads"),
+    "eps_zero_masked_nan": ("paper", "eps_zero", "formula/eps_zero_masked_nan"),
     "writes_inputs": ("paper", "side_effects", "inputs/input_modified"),
     "float32_v_in_float16": ("paper", "float32", "unexplained"),
     "float32_update": ("paper", "arithmetic", "precision/float32_update"),
