@@ -2,7 +2,7 @@
 
 Building a plan runs the spec's checks (:func:`radam_ref._validation.check_leaves`)
 plus the in-place ones (params writeable and aligned, state arrays owned and
-C-contiguous, params not overlapping), then lays every dtype group out as the
+C-contiguous, params and state not overlapping, no gradient overlapping them), then lays every dtype group out as the
 tables :func:`_numba_kernels.step_kernel` takes.
 
 Validating 2,000 arrays costs tens of milliseconds, far more than updating them,
@@ -77,6 +77,8 @@ class Plan:
     v: list
     groups: list                # [DtypeGroup]
     where: list                 # leaf index -> (group, row)
+    written: tuple = ((), ())   # sorted lows, highs of the params and state (disjoint)
+    grad_extent: Any = None     # int64[n, 2]: each grad's byte bounds minus its address
 
     def reusable(self, p_leaves: list, g_leaves: list, m: list, v: list) -> bool:
         """True if the plan still describes these arrays (refreshing grad addresses)."""
@@ -86,19 +88,37 @@ class Plan:
                 and all(map(operator.is_, v, self.v))
                 and all(p.flags.writeable for p in p_leaves)):
             return False
+        replaced = []
         for index, (g, ref) in enumerate(zip(g_leaves, self.grad_refs)):
             if ref() is g:
                 continue
             layout = self.grad_layout[index]
             if (type(g), g.shape, g.strides, g.dtype) != layout or not g.flags.aligned:
                 return False
+            replaced.append((index, g.ctypes.data))
+        if replaced and _reads_written(replaced, self.grad_extent, *self.written):
+            return False  # a new gradient overlaps a parameter or state: rebuild (and raise)
+        for index, address in replaced:
             group, row = self.where[index]
-            group.addresses[row, 1] = g.ctypes.data
-            self.grad_refs[index] = weakref.ref(g)
+            group.addresses[row, 1] = address
+            self.grad_refs[index] = weakref.ref(g_leaves[index])
         return True
 
 
-def _check_in_place(treedef, p_leaves, g_leaves, m, v) -> None:
+def _reads_written(replaced, grad_extent, lows, highs) -> bool:
+    """Whether any replaced gradient's byte bounds meet a parameter's or state array's
+    (one vectorised search over the sorted, disjoint spans)."""
+    if not len(lows):
+        return False
+    index, address = np.array(replaced, dtype=np.int64).T
+    low = address + grad_extent[index, 0]
+    high = address + grad_extent[index, 1]
+    nonempty = high > low
+    k = np.searchsorted(lows, high, side="left") - 1
+    return bool(np.any(nonempty & (k >= 0) & (highs[np.maximum(k, 0)] > low)))
+
+
+def _check_in_place(treedef, p_leaves, g_leaves, m, v):
     """The checks an in-place step adds to the spec's (check_leaves)."""
     p_paths = leaf_paths(treedef, "params")
     g_paths = leaf_paths(treedef, "grads")
@@ -128,14 +148,18 @@ def _check_in_place(treedef, p_leaves, g_leaves, m, v) -> None:
                 )
             if not (x.flags.c_contiguous and x.flags.writeable and x.flags.aligned):
                 raise ValueError(f"{path} must be a writeable C-contiguous array")
-    _check_no_overlap(p_leaves + list(m) + list(v), p_paths + m_paths + v_paths)
+    return _check_no_overlap(p_leaves + list(m) + list(v), p_paths + m_paths + v_paths,
+                             g_leaves, g_paths)
 
 
 _byte_bounds = getattr(getattr(np.lib, "array_utils", np), "byte_bounds", None) or np.byte_bounds
 
 
-def _check_no_overlap(arrays, paths) -> None:
-    """No two of ``arrays`` (params and state) share memory."""
+def _check_no_overlap(arrays, paths, grads=(), grad_paths=()):
+    """No two of ``arrays`` (params and state, written in place) share memory, and no
+    gradient (only read; gradients may share memory with each other) shares memory
+    with one of them: the in-place kernel would read a value it already updated, not
+    the spec's g_t.  Returns the sorted (lows, highs) byte spans of ``arrays``."""
     spans = []
     for index, x in enumerate(arrays):
         if x.size:
@@ -148,6 +172,21 @@ def _check_no_overlap(arrays, paths) -> None:
                 f"{paths[a]} and {paths[b]} share memory; an in-place step needs "
                 "parameters and state arrays that do not overlap"
             )
+    lows = np.array([s[0] for s in spans], dtype=np.int64)
+    highs = np.array([s[1] for s in spans], dtype=np.int64)
+    for path, g in zip(grad_paths, grads):
+        if not g.size or not len(spans):
+            continue
+        low, high = _byte_bounds(g)
+        k = int(np.searchsorted(lows, high, side="left")) - 1
+        while k >= 0 and highs[k] > low:
+            other = spans[k][2]
+            if np.shares_memory(g, arrays[other]):
+                raise ValueError(
+                    f"{path} shares memory with {paths[other]}; the in-place step writes "
+                    f"{paths[other]} while it reads {path} (pass a copy of the gradient)")
+            k -= 1
+    return lows, highs
 
 
 def _layout_row(p: np.ndarray, g: np.ndarray):
@@ -208,7 +247,7 @@ def _group(storage, leaves, p_leaves, g_leaves, m, v) -> DtypeGroup:
 
 def build_plan(treedef: Any, p_leaves: list, g_leaves: list, m: list, v: list) -> Plan:
     """Validate everything and lay it out; raises before anything is written."""
-    _check_in_place(treedef, p_leaves, g_leaves, m, v)
+    written = _check_in_place(treedef, p_leaves, g_leaves, m, v)
     check_leaves(treedef, [("params", p_leaves), ("grads", g_leaves)])
     by_dtype: dict = {}
     for index, p in enumerate(p_leaves):
@@ -224,5 +263,14 @@ def build_plan(treedef: Any, p_leaves: list, g_leaves: list, m: list, v: list) -
         params=list(p_leaves),
         grad_refs=[weakref.ref(g) for g in g_leaves],
         grad_layout=[(type(g), g.shape, g.strides, g.dtype) for g in g_leaves],
-        m=list(m), v=list(v), groups=groups, where=where,
+        m=list(m), v=list(v), groups=groups, where=where, written=written,
+        grad_extent=np.array([_extent(g) for g in g_leaves], dtype=np.int64).reshape(-1, 2),
     )
+
+
+def _extent(g: np.ndarray):
+    """``g``'s byte bounds relative to its address (fixed by its shape and strides)."""
+    if not g.size:
+        return (0, 0)
+    low, high = _byte_bounds(g)
+    return (low - g.ctypes.data, high - g.ctypes.data)

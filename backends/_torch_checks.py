@@ -23,6 +23,8 @@ tensors), never O(elements).
 
 from __future__ import annotations
 
+import bisect
+
 import torch
 
 __all__ = ["TensorMismatchError", "check_buffers", "check_disjoint"]
@@ -79,17 +81,23 @@ def _span(x: torch.Tensor):
     return start, start + extent * x.element_size()
 
 
-def check_disjoint(labels, params, exp_avgs, exp_avg_sqs) -> None:
+def _local(x: torch.Tensor) -> torch.Tensor:
+    local = getattr(x, "_local_tensor", None)  # a DTensor: its local shard
+    if local is None and hasattr(x, "to_local"):
+        local = x.to_local()
+    return x if local is None else local
+
+
+def check_disjoint(labels, params, exp_avgs, exp_avg_sqs, grads=None) -> None:
     """Raise :class:`TensorMismatchError` if two of the parameters and state tensors
-    that a multi-tensor step writes may share memory (their byte extents overlap):
-    a batched update of overlapping buffers cannot equal the sequential one."""
+    that a multi-tensor step writes may share memory (their byte extents overlap), or
+    if a gradient (only read; gradients may share memory with each other) may share
+    memory with one of them: a batched update of overlapping buffers cannot equal the
+    sequential one."""
     spans = []
     for label, p, m, v in zip(labels, params, exp_avgs, exp_avg_sqs):
         for kind, x in (("parameter", p), ("exp_avg", m), ("exp_avg_sq", v)):
-            local = getattr(x, "_local_tensor", None)  # a DTensor: its local shard
-            if local is None and hasattr(x, "to_local"):
-                local = x.to_local()
-            x = x if local is None else local
+            x = _local(x)
             if x.numel() and x.device.type != "meta" and x.data_ptr():
                 spans.append((*_span(x), str(x.device), kind, label))
     spans.sort(key=lambda s: (s[2], s[0]))
@@ -99,3 +107,17 @@ def check_disjoint(labels, params, exp_avgs, exp_avg_sqs) -> None:
             raise TensorMismatchError(
                 f"{label} {kind} and {label2} {kind2} share memory; a multi-tensor step "
                 "writes parameters and state in place and needs them disjoint")
+    if grads is None or not spans:
+        return
+    keys = [(s[2], s[0]) for s in spans]
+    for label, g in zip(labels, grads):
+        g = _local(g)
+        if not (g.numel() and g.device.type != "meta" and g.data_ptr()):
+            continue
+        low, high = _span(g)
+        k = bisect.bisect_left(keys, (str(g.device), high)) - 1
+        if k >= 0 and spans[k][2] == str(g.device) and spans[k][1] > low:
+            raise TensorMismatchError(
+                f"{label} grad and {spans[k][4]} {spans[k][3]} share memory; a "
+                "multi-tensor step writes parameters and state in place while it reads "
+                "the gradients (pass a copy of the gradient)")

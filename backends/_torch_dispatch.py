@@ -90,7 +90,7 @@ def apply(params, grads, exp_avgs, exp_avg_sqs, state_steps, config, *, lr, fore
         return
     scalars_for = functools.partial(host_scalars, config)
     if not differentiable:
-        _check_multi_tensor(labels, params, exp_avgs, exp_avg_sqs, foreach, fused)
+        _check_multi_tensor(labels, params, exp_avgs, exp_avg_sqs, foreach, fused, grads)
     if differentiable or (foreach is False and not fused):
         _apply_single(params, grads, exp_avgs, exp_avg_sqs, state_steps, config, lr=lr,
                       op_order=op_order, scalars_for=scalars_for)
@@ -127,11 +127,12 @@ def apply(params, grads, exp_avgs, exp_avg_sqs, state_steps, config, *, lr, fore
         _apply_foreach(*rest, config, lr=lr_float, op_order=op_order, scalars_for=scalars_for)
 
 
-def _check_multi_tensor(labels, params, exp_avgs, exp_avg_sqs, foreach, fused) -> None:
+def _check_multi_tensor(labels, params, exp_avgs, exp_avg_sqs, foreach, fused,
+                        grads=None) -> None:
     """The overlap check of the multi-tensor paths (the single-tensor path is sequential,
     the reference, and needs none; the fused kernel checks its own tables)."""
     if not (foreach is False and not fused):
-        check_disjoint(labels, params, exp_avgs, exp_avg_sqs)
+        check_disjoint(labels, params, exp_avgs, exp_avg_sqs, grads)
 
 
 def _apply_single(params, grads, exp_avgs, exp_avg_sqs, state_steps, config, *, lr, op_order,

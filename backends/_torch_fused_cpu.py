@@ -40,11 +40,16 @@ Building a table validates every tensor (O(number of tensors) Python work).
 re-checks, per step, only what can change cheaply: that the state dicts and state
 tensors are the same objects (O(1): the optimizer's state counts its own
 mutations, ``_torch_state``), each parameter's address, size and contiguity
-(``p.data`` may be replaced), and each gradient (a new or changed gradient is
-checked in full).  Any change rebuilds the table before anything is written.
-Host scalars are cached per (config, t, order, dtype).  Not detected: resizing a
-state tensor in place (``exp_avg.resize_``/``set_``), which no optimizer API does;
-replace it (``state[p]["exp_avg"] = ...``) instead.
+(``p.data`` may be replaced), and each gradient (a new gradient of another layout
+is checked in full; one of the same layout must not overlap a parameter or state
+buffer: one vectorised search over the table's sorted byte spans).  Any change
+rebuilds the table before anything is written.  Host scalars are cached per
+(config, t, order, dtype).  Not detected: resizing or re-pointing a state tensor
+in place (``exp_avg.resize_``/``set_``/``as_strided_``), which no optimizer API
+does; replace it (``state[p]["exp_avg"] = ...``) instead.  It is memory-safe all
+the same: the table's NumPy views make every storage non-resizable (growing
+raises in torch), and keep alive the storage they were built on, which the kernel
+keeps writing.
 """
 
 from __future__ import annotations
@@ -287,6 +292,45 @@ def _check_no_overlap(batches: list) -> None:
                     "writes parameters and state in place and needs them disjoint")
 
 
+def _bounds(a: np.ndarray):
+    """[first byte, past the last byte) of ``a`` (through its strides)."""
+    low = a.__array_interface__["data"][0]
+    if a.flags.c_contiguous:
+        return low, low + a.size * a.itemsize
+    return (low + sum((n - 1) * s for n, s in zip(a.shape, a.strides) if s < 0),
+            low + sum((n - 1) * s for n, s in zip(a.shape, a.strides) if s > 0) + a.itemsize)
+
+
+def _written_spans(batches: list):
+    """Sorted (lows, highs) of every parameter and state buffer the kernel writes
+    (disjoint: :func:`_check_no_overlap` passed)."""
+    spans = sorted(_bounds(a) for batch in batches for views in batch.views
+                   for a in (views[0], views[2], views[3]) if a.size)
+    return (np.array([s[0] for s in spans], np.int64), np.array([s[1] for s in spans], np.int64))
+
+
+def _grad_extents(grads: list) -> np.ndarray:
+    """Per gradient, its byte bounds minus its address (fixed by shape, strides, dtype)."""
+    out = np.zeros((len(grads), 2), np.int64)
+    for k, g in enumerate(grads):
+        if g.numel():
+            low, high = _bounds(numpy_view(g))
+            out[k] = (low - g.data_ptr(), high - g.data_ptr())
+    return out
+
+
+def _reads_written(addresses: list, extents: np.ndarray, lows: np.ndarray,
+                   highs: np.ndarray) -> bool:
+    """Whether any gradient at ``addresses`` (with ``extents``) meets a written span:
+    one vectorised search, so replaced gradients cost O(1) NumPy calls per step."""
+    if not len(lows):
+        return False
+    address = np.array(addresses, np.int64)
+    low, high = address + extents[:, 0], address + extents[:, 1]
+    k = np.searchsorted(lows, high, side="left") - 1
+    return bool(np.any((high > low) & (k >= 0) & (highs[np.maximum(k, 0)] > low)))
+
+
 @functools.lru_cache(maxsize=512)
 def _constants(config: RAdamConfig, t: int, arith: int, compute: np.dtype):
     """Kernel flag and scalar arrays of step ``t`` (read-only, cached)."""
@@ -427,7 +471,7 @@ class FusedPlan:
         """Whether the cached tables still describe every parameter (refreshing the
         gradient addresses of gradients replaced by equal-layout ones)."""
         (batches, sds, ms, vs, steps, addresses, numels, grads, where, g_addresses,
-         seen) = cache
+         seen, written, extents) = cache
         params, state = self.params, self.state
         counter = getattr(state, "counter", None)
         if counter is None or counter.value != seen[0]:
@@ -463,10 +507,13 @@ class FusedPlan:
             changed.setdefault(id(batch), (batch, [], []))
             changed[id(batch)][1].append(row)
             changed[id(batch)][2].append(g)
+        new_addresses = list(map(torch.Tensor.data_ptr, new_grads))
+        if _reads_written(new_addresses, extents, *written):
+            return False  # a new gradient overlaps a parameter or state: rebuild (and raise)
         for batch, rows, gs in changed.values():
             batch.refresh_grads(rows, gs)
         grads[:] = new_grads
-        g_addresses[:] = list(map(torch.Tensor.data_ptr, new_grads))
+        g_addresses[:] = new_addresses
         return True
 
     def _collect(self, init_state):
@@ -507,7 +554,8 @@ class FusedPlan:
                            [e[2] for e in entries], [e[3] for e in entries],
                            [e[4] for e in entries], [e[5] for e in entries], grads, where,
                            list(map(torch.Tensor.data_ptr, grads)),
-                           [counter.value if tracked_all else None, tracked_all])
+                           [counter.value if tracked_all else None, tracked_all],
+                           _written_spans(batches), _grad_extents(grads))
         return batches, others
 
     def _index_of(self, param) -> int:

@@ -57,7 +57,10 @@ Layouts
 Parameters and gradients may be non-contiguous views (slices, transposes): they
 are updated in place through their strides, more slowly (a scalar loop per row
 instead of a vectorised one).  The state is always C-contiguous.  Parameters
-must be writeable, aligned and must not overlap one another or the state.
+must be writeable, aligned and must not overlap one another or the state, and no
+gradient may share memory with a parameter or the state (the kernel writes θ, m, v
+in place while it reads g; pass a copy).  A reused plan re-checks replaced
+gradients against the written byte spans in one vectorised search.
 
 Validation and caching
 ----------------------

@@ -440,8 +440,10 @@ class RAdam(Optimizer):
         """Load state saved by :meth:`state_dict` (or by ``torch.optim.RAdam``).
 
         Atomic: the group options, the number of groups and parameters, and every
-        saved state (step a non-negative integer count; ``exp_avg``/``exp_avg_sq``
-        tensors of the parameter's shape, real or complex like it) are checked first;
+        saved state (all of ``step``, ``exp_avg``, ``exp_avg_sq`` or none; step a
+        non-negative integer count; ``exp_avg``/``exp_avg_sq`` dense tensors holding
+        data (not on the meta device) of the parameter's shape, real or complex like
+        it) are checked first;
         on any error (``ValueError``, ``TypeError`` or :class:`TensorMismatchError`,
         naming the parameter) the optimizer is unchanged.
 
@@ -490,6 +492,11 @@ class RAdam(Optimizer):
                 if original is None:
                     continue
                 where = f"loaded state of param_groups[{index}] parameter {position}"
+                present = [key for key in ("step", "exp_avg", "exp_avg_sq") if key in original]
+                if present and len(present) != 3:
+                    missing = sorted({"step", "exp_avg", "exp_avg_sq"} - set(present))
+                    raise ValueError(f"{where}: has {present} but lacks {missing} (a state "
+                                     "is all three or empty)")
                 if "step" in original:
                     step = original["step"]
                     try:
@@ -511,6 +518,10 @@ class RAdam(Optimizer):
                         raise TensorMismatchError(
                             f"{where}: {key!r} has shape {tuple(x.shape)}, the parameter "
                             f"{tuple(p.shape)} (state saved from another model?)")
+                    if x.device.type == "meta" or x.layout is not torch.strided:
+                        raise TensorMismatchError(
+                            f"{where}: {key!r} is a {x.layout} tensor on {x.device}; its "
+                            "values are needed (a dense tensor holding data)")
                     if x.is_complex() != p.is_complex() or not (
                             x.is_floating_point() or x.is_complex()):
                         raise TensorMismatchError(

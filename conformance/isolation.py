@@ -180,6 +180,12 @@ def run_isolated(name: str, kwargs: dict | None = None, *, timeout: float = DEFA
                 if proc.poll() is None:
                     _kill(proc)
                 proc.wait()  # always reap
+                # What the target started and left running (it shares the child's process
+                # group, which the kernel keeps reserved while a member lives): never outlives the run.
+                try:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                except OSError:
+                    pass
         elapsed = time.monotonic() - start
         output = _output(out_path, err_path)
     if raised is not None and final is None:

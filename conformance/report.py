@@ -38,8 +38,13 @@ _SHORT_AXES = {"threshold": "threshold", "comparison": "cmp", "eps_placement": "
                "weight_decay_mode": "weight decay", "before_rectification": "before rect.", "nesterov": "nesterov"}
 
 
+#: Narrowest width the report is laid out at (a COLUMNS below it is raised to it).
+MIN_WIDTH = 40
+
+
 def make_console(file=None):
-    """A rich console on ``file`` (default stdout): terminal width, or COLUMNS, else 120."""
+    """A rich console on ``file`` (default stdout): terminal width, or COLUMNS (at
+    least :data:`MIN_WIDTH`), else 120."""
     try:
         from rich.console import Console
     except ImportError:  # pragma: no cover - rich is in the [cli] extra
@@ -48,6 +53,8 @@ def make_console(file=None):
     tty = hasattr(file, "isatty") and file.isatty()
     columns = os.environ.get("COLUMNS", "")
     width = None if (tty or columns.isdigit()) else 120
+    if columns.isdigit() and int(columns) < MIN_WIDTH:
+        width = MIN_WIDTH  # narrower, a table is one character per line: wrap it at a usable width
 
     class _Console(Console):
         def on_broken_pipe(self) -> None:

@@ -379,9 +379,12 @@ def test_fused_mixed_precision_is_the_float32_update_rounded_once(dtype, state, 
 
 STEPS = 100_000
 N_LONG = 8
+BLOCK = 5_000
 
 
-def _gradient(t: int) -> np.ndarray:
+def _gradients(first: int, count: int) -> np.ndarray:
+    """g_t for t = first … first + count − 1 (rows), one smooth signal per element."""
+    t = np.arange(first, first + count, dtype=np.float64)[:, None]
     i = np.arange(N_LONG)
     return np.cos(0.37 * t + i) + 0.5 * np.sin(0.011 * t * (1 + i))
 
@@ -397,30 +400,37 @@ def test_float32_runs_of_1e5_steps_stay_within_1e_4_of_the_float64_spec():
     NumPy backend and the torch backend (fused CPU path) stay within 1e-4 relative of
     the float64 run (the NumPy backend in float64, bit-identical to radam_ref.step).
     torch's form θ·(1 − αλ) in float32 is already further off after 2·10⁴ steps (its
-    factor rounds to float32), which shows the test can tell the forms apart.  All
-    runs advance in lockstep, so each step's exact schedule is computed once."""
+    factor rounds to float32), which shows the test can tell the forms apart.
+
+    Cost: the float64 and float32 NumPy runs are one ``step_`` call per step (two
+    parameters of two dtypes share one state), and the gradients are computed in
+    blocks; every run still takes all 10⁵ steps one at a time."""
     from radam_ref.backends import numpy as nb
 
     subtract = RAdamConfig(lr=1e-3, weight_decay=1e-2)
     multiply = subtract.replace(decay_form="multiply")
     start = np.linspace(-1.0, 1.0, N_LONG)
     theta64, theta32, theta32_mul = start.copy(), start.astype(np.float32), start.astype(np.float32)
-    s64, s32, s32_mul = nb.init([theta64]), nb.init([theta32]), nb.init([theta32_mul])
+    pair, mul = nb.init([theta64, theta32]), nb.init([theta32_mul])
     p = torch.nn.Parameter(torch.from_numpy(start.astype(np.float32)))
     opt = RAdam([p], lr=1e-3, weight_decay=1e-2)
     g64, g32 = np.empty(N_LONG), np.empty(N_LONG, np.float32)
     p.grad = torch.from_numpy(g32)  # the same memory: refilled in place every step
     checkpoint = 20_000
-    for t in range(1, STEPS + 1):
-        g64[:] = _gradient(t)
-        g32[:] = g64
-        nb.step_([theta64], [g64], s64, subtract)
-        nb.step_([theta32], [g32], s32, subtract)
-        opt.step()
-        if t <= checkpoint:
-            nb.step_([theta32_mul], [g32], s32_mul, multiply)
-        if t == checkpoint:
+    thetas, grads = [theta64, theta32], [g64, g32]
+    for first in range(1, STEPS + 1, BLOCK):
+        block = _gradients(first, BLOCK)
+        block32 = block.astype(np.float32)
+        for row, t in enumerate(range(first, first + BLOCK)):
+            g64[:] = block[row]
+            g32[:] = block32[row]
+            nb.step_(thetas, grads, pair, subtract)
+            opt.step()
+            if t <= checkpoint:
+                nb.step_([theta32_mul], [g32], mul, multiply)
+        if first + BLOCK - 1 == checkpoint:
             assert _relative(theta32_mul, theta64) > 1e-4
+    assert pair.count == STEPS and int(opt.state[p]["step"]) == STEPS
     assert _relative(theta32, theta64) < 1e-4
     assert _relative(p.detach().numpy(), theta64) < 1e-4
 
@@ -459,3 +469,267 @@ def test_fused_matches_single_tensor_per_step_within_the_documented_bound():
         update = (a.detach() - before).abs()
         bound = eps32 * a.detach().abs() + 2 * eps32 * update
         assert bool(((a.detach() - b.detach()).abs() <= bound).all()), f"step {t + 1}"
+
+
+# --------------------------------------------------------------------------- #
+# Hostile review: regression tests
+# --------------------------------------------------------------------------- #
+
+#: Child: in-place changes to cached state and gradients after a fused step.  Each
+#: case prints "raised <class>" or "ran <finite>"; a write out of bounds would
+#: crash the child (or corrupt the allocator) instead.
+IN_PLACE_CHILD = textwrap.dedent(r'''
+    import sys, warnings
+    import torch
+    from radam_ref.backends.torch import RAdam
+    warnings.simplefilter("ignore")
+    n = 1 << 18  # the parallel kernel
+
+    def case(name):
+        torch.manual_seed(0)
+        p = torch.nn.Parameter(torch.randn(n))
+        opt = RAdam([p], lr=0.01)
+        p.grad = torch.randn(n)
+        opt.step(); opt.step()  # the table is cached now
+        m, v = opt.state[p]["exp_avg"], opt.state[p]["exp_avg_sq"]
+        if name == "exp_avg.resize_(larger)":
+            m.resize_(64 * n)
+        elif name == "exp_avg_sq.untyped_storage().resize_(0)":
+            v.untyped_storage().resize_(0)
+        elif name == "exp_avg.resize_(smaller)":
+            m.resize_(10)
+        elif name == "exp_avg.set_(smaller)":
+            m.set_(torch.zeros(10))
+        elif name == "exp_avg_sq.as_strided_":
+            v.as_strided_((n // 2,), (2,))
+        elif name == "grad.resize_(larger)":
+            p.grad.resize_(64 * n)
+        elif name == "grad.resize_(smaller)":
+            p.grad.resize_(10)
+        elif name == "param.resize_(larger)":
+            p.data.resize_(64 * n)
+        for _ in range(3):
+            opt.step()
+        return bool(torch.isfinite(p).all())
+
+    for name in sys.argv[1:]:
+        try:
+            print(name, "ran", case(name), flush=True)
+        except Exception as exc:
+            print(name, "raised", type(exc).__name__, flush=True)
+''')
+
+IN_PLACE_CASES = ["exp_avg.resize_(larger)", "exp_avg_sq.untyped_storage().resize_(0)",
+                  "exp_avg.resize_(smaller)", "exp_avg.set_(smaller)", "exp_avg_sq.as_strided_",
+                  "grad.resize_(larger)", "grad.resize_(smaller)", "param.resize_(larger)"]
+
+
+@needs_fused
+def test_in_place_resizing_of_cached_buffers_never_reaches_out_of_bounds():
+    """The fused path does not re-read the state tensors' sizes every step (see the
+    ``_torch_fused_cpu`` docstring).  That is memory-safe: the table's NumPy views
+    make every buffer's storage non-resizable (growing it raises in torch itself),
+    and a view keeps the storage it was built on alive, so shrinking or re-pointing
+    a tensor in place leaves the kernel writing memory it owns.  The child must
+    survive every case; growing must raise before anything runs."""
+    result = subprocess.run([sys.executable, "-c", IN_PLACE_CHILD, *IN_PLACE_CASES],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, f"child crashed (exit {result.returncode}):\n{result.stderr[-3000:]}"
+    outcomes = {line.rsplit(" ", 2)[0]: line.rsplit(" ", 2)[1:]
+                for line in result.stdout.strip().splitlines()}
+    assert set(outcomes) == set(IN_PLACE_CASES), result.stdout
+    for name in ("exp_avg.resize_(larger)", "exp_avg_sq.untyped_storage().resize_(0)",
+                 "grad.resize_(larger)", "param.resize_(larger)"):
+        assert outcomes[name] == ["raised", "RuntimeError"], (name, outcomes[name])
+
+
+def _two_params(n: int, **options):
+    generator = torch.Generator().manual_seed(1)
+    a = torch.nn.Parameter(torch.randn(n, generator=generator))
+    b = torch.nn.Parameter(torch.randn(n, generator=generator))
+    opt = RAdam([a, b], weight_decay=0.1, **options)
+    a.grad, b.grad = torch.randn(n, generator=generator), torch.randn(n, generator=generator)
+    opt.step()
+    return a, b, opt
+
+
+@pytest.mark.parametrize("path", ["fused", "foreach"])
+@pytest.mark.parametrize("n", [100, 1 << 18])
+@pytest.mark.parametrize("alias", ["own parameter", "other parameter", "other's exp_avg"])
+def test_a_gradient_sharing_memory_with_a_written_buffer_raises_on_multi_tensor_paths(
+        path, n, alias):
+    """A multi-tensor step writes θ, m, v in place while it reads g: a gradient that
+    shares memory with one of them would be read after it was written (the
+    sequential single-tensor path reads it before), in the parallel kernel even
+    racily.  Found: the fused path checked this only when it built its table, so a
+    gradient replaced after a cached step went through; the foreach path never
+    checked it.  Both now raise before anything is written."""
+    if path == "fused" and not _torch_fused_cpu.AVAILABLE:
+        pytest.skip("no numba")
+    a, b, opt = _two_params(n, **PATHS[path])
+    before = [a.detach().clone(), b.detach().clone(), opt.state[a]["exp_avg"].clone()]
+    source = {"own parameter": b, "other parameter": a,
+              "other's exp_avg": opt.state[a]["exp_avg"]}[alias]
+    a.grad = torch.randn(n)
+    b.grad = source.detach()
+    with pytest.raises(TensorMismatchError, match="share memory"):
+        opt.step()
+    assert torch.equal(a.detach(), before[0]) and torch.equal(b.detach(), before[1])
+    assert torch.equal(opt.state[a]["exp_avg"], before[2])
+    b.grad = source.detach().clone()  # a copy is fine again
+    opt.step()
+
+
+@pytest.mark.parametrize("damage", ["exp_avg on meta", "no exp_avg_sq", "no step"])
+def test_load_state_dict_rejects_meta_and_partial_states_before_changing_anything(damage):
+    """Found: a meta ``exp_avg`` failed inside torch's copy (NotImplementedError, no
+    parameter named); a state missing a key loaded fine and every later step raised.
+    Both are now refused by the atomic check, naming the parameter."""
+    a, b, opt = _two_params(10)
+    saved = opt.state_dict()
+    state = saved["state"][1]
+    if damage == "exp_avg on meta":
+        state["exp_avg"] = torch.empty(10, device="meta")
+    elif damage == "no exp_avg_sq":
+        del state["exp_avg_sq"]
+    else:
+        del state["step"]
+    before = {k: v.clone() for k, v in opt.state[b].items()}
+    with pytest.raises((ValueError, TensorMismatchError), match="param_groups\\[0\\] parameter 1"):
+        opt.load_state_dict(saved)
+    assert all(torch.equal(before[k], opt.state[b][k]) for k in before)
+    opt.step()
+
+
+@pytest.mark.parametrize("path", list(PATHS))
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_nonfinite_raise_catches_the_last_bf16_element_of_the_last_group(path, bad):
+    """NaN/±inf only in the very last element of the last parameter of the last
+    group, bfloat16: NonFiniteGradientError naming that parameter; nothing written."""
+    params = [torch.nn.Parameter(torch.randn(n, dtype=torch.bfloat16)) for n in (3, 5, 7, 9)]
+    opt = RAdam([{"params": params[:2]}, {"params": params[2:]}], nonfinite="raise",
+                **PATHS[path])
+    for p in params:
+        p.grad = torch.randn(p.shape, dtype=torch.bfloat16)
+    opt.step()
+    params[-1].grad[-1] = bad
+    before = [(p.detach().clone(), opt.state[p]["exp_avg"].clone(),
+               opt.state[p]["step"].clone()) for p in params]
+    with pytest.raises(NonFiniteGradientError, match=r"param_groups\[1\] parameter 1"):
+        opt.step()
+    for p, (theta, m, step) in zip(params, before):
+        assert torch.equal(p.detach(), theta) and torch.equal(opt.state[p]["exp_avg"], m)
+        assert torch.equal(opt.state[p]["step"], step)
+
+
+THREADS_CHILD = textwrap.dedent(r'''
+    import threading, warnings
+    import torch
+    from radam_ref.backends.torch import RAdam
+    warnings.simplefilter("ignore")
+
+    def setup(seed):
+        g = torch.Generator().manual_seed(seed)
+        sizes = [300_000, 1_000, 50_000]  # parallel and serial kernels
+        ps = [torch.nn.Parameter(torch.randn(k, generator=g)) for k in sizes]
+        grads = [[torch.randn(k, generator=g) for k in sizes] for _ in range(12)]
+        return ps, grads
+
+    def run(ps, grads):
+        opt = RAdam(ps, weight_decay=0.1)
+        for gs in grads:
+            for p, g in zip(ps, gs):
+                p.grad = g
+            opt.step()
+
+    work = [setup(seed) for seed in (0, 1)]
+    reference = [setup(seed) for seed in (0, 1)]
+    threads = [threading.Thread(target=run, args=w) for w in work]
+    for t in threads: t.start()
+    for t in threads: t.join()
+    for w in reference:
+        run(*w)
+    print(all(torch.equal(p, q) for w, r in zip(work, reference) for p, q in zip(w[0], r[0])))
+''')
+
+
+@needs_fused
+def test_two_optimizers_stepping_in_two_threads_give_the_sequential_results():
+    """Two optimizers on different parameters stepping concurrently in two Python
+    threads (the kernel launches under the numba parallel layer's lock): no crash,
+    and results bit-identical to the same steps run one after the other."""
+    result = subprocess.run([sys.executable, "-c", THREADS_CHILD], capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, f"child crashed (exit {result.returncode}):\n{result.stderr[-3000:]}"
+    assert result.stdout.strip().splitlines()[-1] == "True"
+
+
+DTYPE_CHILD = textwrap.dedent(r'''
+    import itertools, json, warnings
+    import torch
+    from radam_ref.backends.torch import RAdam
+    warnings.simplefilter("ignore")
+    DTYPES = ["float16", "bfloat16", "float32", "float64"]
+    PATHS = {"single": {"foreach": False}, "foreach": {"foreach": True}, "fused": {},
+             "torch": None}
+
+    def run(param, grad, state, path):
+        torch.manual_seed(0)
+        p = torch.nn.Parameter(torch.randn(37).to(getattr(torch, param)))
+        if PATHS[path] is None:  # torch.optim.RAdam: its state dtype is the parameter's
+            if state != "default":
+                return None
+            opt = torch.optim.RAdam([p], lr=0.01, weight_decay=0.1, foreach=False)
+        else:
+            opt = RAdam([p], lr=0.01, weight_decay=0.1, **PATHS[path],
+                        state_dtype=None if state == "default" else getattr(torch, state))
+        p.grad_dtype = None
+        try:
+            for _ in range(3):
+                p.grad = torch.randn(37).to(getattr(torch, grad))
+                opt.step()
+        except Exception as exc:
+            return ["raised", [c.__name__ for c in type(exc).__mro__]]
+        return ["ok", p.detach().double().tolist()]
+
+    out = []
+    for param, grad, state in itertools.product(DTYPES, DTYPES, DTYPES + ["default"]):
+        out.append([param, grad, state, {path: run(param, grad, state, path) for path in PATHS}])
+    print(json.dumps(out))
+''')
+
+
+def test_every_param_grad_state_dtype_combination_matches_single_tensor_or_raises_alike():
+    """param × grad × state dtype over float16, bfloat16, float32, float64 (and the
+    default state), three steps on each CPU path.  Each path gives the single-tensor
+    path's θ — within 4 ulp per step of the narrower of the parameter and state
+    dtypes (the fused kernel rounds mixed precision once; foreach orders operations
+    differently) — or raises the same error class; where the single-tensor path
+    raises, so does torch.optim.RAdam (same class), and where torch's succeeds, ours
+    does too.  One child process runs all 320 cases."""
+    result = subprocess.run([sys.executable, "-c", DTYPE_CHILD], capture_output=True,
+                            text=True, timeout=600)
+    assert result.returncode == 0, f"child crashed (exit {result.returncode}):\n{result.stderr[-3000:]}"
+    cases = json.loads(result.stdout.strip().splitlines()[-1])
+    assert len(cases) == 80
+    width = {"float16": 2.0 ** -10, "bfloat16": 2.0 ** -7, "float32": 2.0 ** -23,
+             "float64": 2.0 ** -52}
+    for param, grad, state, outcome in cases:
+        single = outcome["single"]
+        narrow = max(width[param], width[param if state == "default" else state])
+        for path in ("foreach", "fused"):
+            status, value = outcome[path]
+            where = (param, grad, state, path)
+            assert status == single[0], (where, outcome)
+            if status == "raised":
+                assert value[0] == single[1][0], (where, value, single[1])
+                continue
+            a, b = np.array(single[1]), np.array(value)
+            bound = 3 * 4 * narrow * np.maximum(np.abs(a), 1.0)
+            assert np.all(np.abs(a - b) <= bound), (where, np.max(np.abs(a - b)))
+        reference = outcome["torch"]
+        if reference is not None:
+            if reference[0] == "raised":
+                assert single[0] == "raised" and reference[1][0] in single[1], (param, grad, outcome)
+            else:
+                assert single[0] == "ok", (param, grad, outcome)

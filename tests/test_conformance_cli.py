@@ -345,3 +345,17 @@ def test_a_reader_that_closes_the_pipe_changes_nothing(extra, tmp_path):
     text = err.read_text()
     assert "Traceback" not in text and "BrokenPipe" not in text, text
     assert proc.returncode == 0, (proc.returncode, text)
+
+
+def test_a_tiny_columns_is_raised_to_a_usable_width(monkeypatch, capsys):
+    """COLUMNS=10 is honoured as far as a table can be read: the report is laid out at
+    the minimum width, not one character per line."""
+    from radam_ref.conformance.report import MIN_WIDTH
+
+    monkeypatch.setenv("COLUMNS", "10")
+    assert main(["conformance", "radam_ref.step", "--check", "threshold", "--max-examples", "2",
+                 "--no-fingerprint", "--no-progress"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    table = [ln for ln in lines if ln[:1] in "┏┃┡│└"]
+    assert table and all(len(ln) == MIN_WIDTH for ln in table), table
+    assert any("┃ check" in ln and "verdict" in ln for ln in table)

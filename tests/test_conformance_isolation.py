@@ -349,3 +349,50 @@ def test_a_target_that_replaces_the_suites_functions_gets_error_never_a_verdict(
                           checks=["threshold"], max_examples=2, fingerprint=False)
     assert report.verdict == "error", (report.verdict, report.message)
     assert replaced in report.message and "no verdict can be trusted" in report.message, report.message
+
+
+LEAVES_A_CHILD_BEHIND = '''
+import os, time
+import radam_ref
+
+def step(params, grads, state, config):
+    if not os.environ.get("FORKED"):
+        os.environ["FORKED"] = "1"
+        if os.fork() == 0:
+            with open(os.environ["GRANDCHILD_PID"], "w") as fh:
+                fh.write(str(os.getpid()))
+            time.sleep(120)
+            os._exit(0)
+    return radam_ref.step(params, grads, state, config)
+'''
+
+
+def _dead(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    with open(f"/proc/{pid}/stat") as fh:  # killed, waiting for init to reap it
+        return fh.read().split(") ")[1].startswith("Z")
+
+
+@pytest.mark.skipif(not hasattr(os, "fork") or not os.path.isdir("/proc"), reason="needs fork and /proc")
+def test_a_process_the_target_forks_does_not_outlive_a_run_that_conforms(tmp_path):
+    """A target that forks (a worker it never joins) still conforms, and the forked
+    process is killed with the target's process group when the run ends."""
+    import time
+
+    from radam_ref.conformance.isolation import run_isolated
+
+    (tmp_path / "conf_forker.py").write_text(LEAVES_A_CHILD_BEHIND)
+    pid_file = tmp_path / "gc.pid"
+    report = run_isolated("conf_forker:step", {}, timeout=120,
+                          env={"PYTHONPATH": str(tmp_path), "GRANDCHILD_PID": str(pid_file)},
+                          checks=["threshold"], max_examples=2, fingerprint=False)
+    assert report.verdict == "conforms", report.message
+    pid = int(pid_file.read_text())
+    for _ in range(50):
+        if _dead(pid):
+            break
+        time.sleep(0.1)
+    assert _dead(pid), "the process the target forked outlived the run"

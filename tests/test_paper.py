@@ -425,21 +425,26 @@ def test_paper_command_tiny(tmp_path):
     report = (out / "report.md").read_text(encoding="utf-8")
     results = json.loads((out / "results.json").read_text(encoding="utf-8"))
     figures = sorted(os.listdir(out / "figures"))
-    assert figures == ["figure1_transformer_warmup.png", "figure2_gradient_histograms.png",
-                       "figure8_variance.png", "figure9_simulation.png",
+    assert figures == ["figure1_transformer_warmup.png", "figure1_transformer_warmup_beta2_0.999.png",
+                       "figure2_gradient_histograms.png", "figure8_variance.png", "figure9_simulation.png",
                        "lr_robustness_digits.png", "rectification_vs_warmup.png"]
     for name in figures:
         blob = (out / "figures" / name).read_bytes()
         assert blob.startswith(PNG_MAGIC) and len(blob) < 200_000
         assert f"](figures/{name})" in report
     claims = results["claims"]
-    assert len(claims) == 19
-    # The digits rows keep their numbers (12–13); the Transformer rows follow.
-    assert [c["key"] for c in claims[11:]] == [
-        "adam_controls_fix", "adam_eps_worse", "tf_no_warmup_fails", "tf_radam_no_warmup",
-        "tf_gradient_distortion", "tf_controls_no_distortion", "tf_controls_fix", "tf_adam_eps_worse"]
+    assert len(claims) == 25
+    # The digits rows keep their numbers (12–13); the Transformer rows follow (14–19), then
+    # the same six at the supplementary β₂ = 0.999 (20–25).
+    transformer_keys = ["tf_no_warmup_fails", "tf_radam_no_warmup", "tf_gradient_distortion",
+                        "tf_controls_no_distortion", "tf_controls_fix", "tf_adam_eps_worse"]
+    assert [c["key"] for c in claims[11:]] == (
+        ["adam_controls_fix", "adam_eps_worse"] + transformer_keys
+        + [k + "_beta2_0.999" for k in transformer_keys])
+    assert all(c["section"].endswith("(β₂ = 0.999)") and c["reproduced"].startswith("β₂ = 0.999, ")
+               for c in claims[19:])
     table = [line for line in report.splitlines() if line.startswith("| ") and "**" in line]
-    assert len(table) == 19
+    assert len(table) == 25
     for claim, line in zip(claims, table):
         assert f"**{claim['verdict']}**" in line and claim["section"] in line
         assert claim["verdict"] in ("agrees", "disagrees", "partly")
@@ -452,6 +457,14 @@ def test_paper_command_tiny(tmp_path):
     transformer = results["transformer"]
     assert transformer["settings"]["layers"] == 2 and transformer["claim_lr"] == 0.003
     assert len(transformer["train_loss"]["RAdam lr=0.003"][0]) == transformer["settings"]["steps"]
+    supplement = results["transformer_supplements"]["0.999"]
+    assert supplement["settings"] == dict(transformer["settings"], beta2=0.999)
+    assert sorted(supplement["train_loss"]) == sorted(f"{n} lr=0.003" for n in (
+        "Adam", "Adam-warmup", "RAdam", "Adam-2k", "Adam-eps"))
+    assert "### Supplement: β₂ = 0.999, lr = 0.003" in report
+    assert "rows 20–25 of the claims table" in report
+    assert (out / "tables" / "transformer_final_loss_beta2_0.999.csv").read_text().startswith(
+        "optimizer,lr,seed,")
     assert not [p for p in os.listdir(tmp_path) if p.startswith(".radam-paper-")]
 
 
@@ -751,3 +764,40 @@ def test_warmup_claims_verdicts():
     assert rows == {"tf_no_warmup_fails": "disagrees", "tf_radam_no_warmup": "partly",
                     "tf_gradient_distortion": "disagrees", "tf_controls_no_distortion": "partly",
                     "tf_controls_fix": "partly", "tf_adam_eps_worse": "agrees"}
+
+
+def test_warmup_claims_supplement_rows_and_two_beta2_paragraph():
+    """A supplementary run's rows carry β₂ in key, section and value, with unchanged
+    verdicts; the report compares the two β₂ settings."""
+    import dataclasses
+
+    from radam_ref.paper import claims, report
+    from radam_ref.paper.sizes import SIZES
+
+    finals = {"Adam": [3.3, 3.31], "Adam-warmup": [2.4, 2.5], "RAdam": [3.3, 3.3],
+              "Adam-2k": [3.3, 3.3], "Adam-eps": [3.3, 3.3]}
+    medians = {"Adam": -8.0, "Adam-warmup": -3.0, "RAdam": -2.8, "Adam-2k": -3.5, "Adam-eps": -3.9}
+    main = _synthetic_warmup_result(finals, medians)
+    main = dataclasses.replace(main, settings=dataclasses.replace(main.settings, beta2=0.98))
+    other = _synthetic_warmup_result(dict(finals, RAdam=[2.5, 2.5]), medians)
+    assert other.settings.beta2 == 0.999
+    plain = claims.warmup_claims(other)
+    marked = claims.warmup_claims(other, supplement=True)
+    assert [c.key + "_beta2_0.999" for c in plain] == [c.key for c in marked]
+    assert [c.verdict for c in plain] == [c.verdict for c in marked]
+    assert all(m.reproduced == "β₂ = 0.999, " + p.reproduced and m.section == p.section + " (β₂ = 0.999)"
+               for p, m in zip(plain, marked))
+    # RAdam stalls with Adam at the main β₂ (0.98), trains at 0.999 (0.05 nats behind warmup).
+    verdicts = {c.key: c.verdict for c in claims.warmup_claims(main) + marked}
+    assert verdicts["tf_radam_no_warmup"] == "disagrees"
+    assert verdicts["tf_radam_no_warmup_beta2_0.999"] == "agrees"
+    rows = claims.warmup_claims(main) + marked
+    figures = {"warmup": "a.png", "warmup_hist": "b.png", "warmup_beta2_0.999": "c.png"}
+    tables = {"warmup": main.table_markdown(), "warmup_beta2_0.999": other.table_markdown()}
+    text = report.render(claims=rows, size=SIZES["tiny"], parts={"warmup": main, "warmup_supplements": [other]},
+                         figures=figures, tables=tables, settings={}, versions={}, seconds=1.0)
+    assert "### Supplement: β₂ = 0.999, lr = 0.001" in text and "](c.png)" in text
+    assert "rows 7–12 of the claims table" in text
+    assert "| RAdam | 3.300 | 2.500 |" in text
+    assert "RAdam without warmup trains at β₂ = 0.999 and stays within 0.25 nats of Adam at β₂ = 0.98" in text
+    assert "against linear warmup's 1.000" in text  # min(10, T_w = 3)/3

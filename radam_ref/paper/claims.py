@@ -224,11 +224,24 @@ def _mean(values) -> float:
     return sum(values) / len(values)
 
 
-def warmup_claims(result) -> list[Claim]:
+def warmup_claims(result, *, supplement: bool = False) -> list[Claim]:
     """§1, §3, §3.1 and §5.2 on the Transformer-without-warmup experiment (Figures 1–3).
 
     All rows read the claim learning rate ``result.claim_lr``.  Final training loss: mean
-    over the last 10 % of updates, then over seeds (nats per character)."""
+    over the last 10 % of updates, then over seeds (nats per character).
+
+    ``supplement=True`` marks the rows of a supplementary run at another β₂: each key gains
+    the suffix ``_beta2_<β₂>``, each section and reproduced value names β₂, and the claims
+    and criteria are unchanged."""
+    rows = _warmup_claims(result)
+    if not supplement:
+        return rows
+    b = f"{result.settings.beta2:g}"
+    return [dataclasses.replace(c, key=f"{c.key}_beta2_{b}", section=f"{c.section} (β₂ = {b})",
+                                reproduced=f"β₂ = {b}, {c.reproduced}") for c in rows]
+
+
+def _warmup_claims(result) -> list[Claim]:
     import math
 
     lr = result.claim_lr

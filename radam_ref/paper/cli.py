@@ -9,9 +9,10 @@ writes, under DIR,
     report.md                 claims vs reproduced values, figures, tables, notes
     figures/*.png             Figure 8, the rectification/warmup figure, Figure 9,
                               the learning-rate curves, the Transformer loss curves
-                              (Figures 1/3) and |gradient| histograms (Figures 2/3)
+                              (Figures 1/3) and |gradient| histograms (Figures 2/3),
+                              and the loss curves of each supplementary β₂
     tables/*.md, tables/*.csv the learning-rate table, the Figure 9 summary, the
-                              Transformer losses, the claims
+                              Transformer losses (one table per β₂), the claims
     results.json              every number the report quotes
 
 Everything is written to a staging folder next to DIR first and moved into DIR only
@@ -34,8 +35,12 @@ _FIGURE_NAMES = {
     "warmup_hist": "figure2_gradient_histograms.png",
 }
 
-#: The figures each part writes.
+#: The figures each part writes (besides those of the supplementary β₂ values).
 _PART_FIGURES = {"warmup": ("warmup", "warmup_hist")}
+
+
+def _supplement_figure(beta2: float) -> str:
+    return f"figure1_transformer_warmup_beta2_{beta2:g}.png"
 
 
 def register(subparsers) -> None:
@@ -130,6 +135,7 @@ def run(args) -> int:
 
 
 def _generate(out: str, size, parts, args) -> int:
+    import dataclasses
     import json
     import os
     import shutil
@@ -156,6 +162,7 @@ def _generate(out: str, size, parts, args) -> int:
                     "iterations": size.sim_iterations, "sim_backend": args.sim_backend,
                     "device": args.device}
         lr_result = warmup_result = None
+        supplements = []
         with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                       TimeElapsedColumn(), console=console, transient=False) as progress:
             if "figure8" in parts:
@@ -208,8 +215,9 @@ def _generate(out: str, size, parts, args) -> int:
                 seeds = tuple(range(args.seed, args.seed + size.tf_seeds))
                 controls = ("Adam-2k", "Adam-eps")
                 grid = {name: size.tf_controls_lrs for name in controls}
-                total = len(seeds) * sum(len(grid.get(name, size.tf_learning_rates))
-                                         for name in warmup_experiment.OPTIMIZERS)
+                total = len(seeds) * (sum(len(grid.get(name, size.tf_learning_rates))
+                                          for name in warmup_experiment.OPTIMIZERS)
+                                      + len(warmup_experiment.OPTIMIZERS) * len(size.tf_supplement_beta2s))
                 task = progress.add_task("Transformer runs", total=total)
                 warmup_result = warmup_experiment.run(
                     size.tf, learning_rates=size.tf_learning_rates, seeds=seeds,
@@ -221,6 +229,20 @@ def _generate(out: str, size, parts, args) -> int:
                 warmup_experiment.plot_histograms(warmup_result, figure_path("warmup_hist"))
                 tables["warmup"] = warmup_result.table_markdown()
                 claims += claims_mod.warmup_claims(warmup_result)
+                for beta2 in size.tf_supplement_beta2s:  # all five optimizers, claim lr only
+                    extra = warmup_experiment.run(
+                        dataclasses.replace(size.tf, beta2=beta2), learning_rates=(size.tf_claim_lr,),
+                        seeds=seeds, claim_lr=size.tf_claim_lr, device=args.device or "cpu",
+                        threads=args.threads, workers=args.workers,
+                        on_run=lambda _label: progress.advance(task),
+                    )
+                    key = warmup_experiment.supplement_key(beta2)
+                    warmup_experiment.plot_curves(
+                        extra, os.path.join(staging, "figures", _supplement_figure(beta2)))
+                    figures[key] = f"figures/{_supplement_figure(beta2)}"
+                    tables[key] = extra.table_markdown()
+                    claims += claims_mod.warmup_claims(extra, supplement=True)
+                    supplements.append(extra)
         for part in parts:
             for name in _PART_FIGURES.get(part, (part,)):
                 figures[name] = f"figures/{_FIGURE_NAMES[name]}"
@@ -228,7 +250,7 @@ def _generate(out: str, size, parts, args) -> int:
         parts_data = {"figure8": summaries.get("figure8"),
                       "rectification": summaries.get("rectification"),
                       "simulation": summaries.get("simulation"), "lr": lr_result,
-                      "warmup": warmup_result}
+                      "warmup": warmup_result, "warmup_supplements": supplements}
         text = report.render(claims=claims, size=size, parts=parts_data, figures=figures,
                              tables=tables, settings=settings, versions=_versions(),
                              seconds=seconds)
@@ -242,12 +264,22 @@ def _generate(out: str, size, parts, args) -> int:
         if warmup_result is not None:
             _write(staging, "tables/transformer_final_loss.md", tables["warmup"] + "\n")
             _write(staging, "tables/transformer_final_loss.csv", warmup_result.table_csv())
+        for extra in supplements:
+            from .warmup_experiment import supplement_key
+
+            key = supplement_key(extra.settings.beta2)
+            _write(staging, f"tables/transformer_final_loss_beta2_{extra.settings.beta2:g}.md",
+                   tables[key] + "\n")
+            _write(staging, f"tables/transformer_final_loss_beta2_{extra.settings.beta2:g}.csv",
+                   extra.table_csv())
         _write(staging, "results.json", json.dumps(
             _jsonable({"size": size.name, "parts": list(parts), "settings": settings,
                        "summaries": summaries, "claims": [c.__dict__ for c in claims],
                        "lr_curves": None if lr_result is None else {
                            f"{name} lr={lr:g}": runs for (name, lr), runs in lr_result.curves.items()},
-                       "transformer": None if warmup_result is None else _warmup_json(warmup_result)}),
+                       "transformer": None if warmup_result is None else _warmup_json(warmup_result),
+                       "transformer_supplements": {f"{r.settings.beta2:g}": _warmup_json(r)
+                                                   for r in supplements}}),
             indent=1, sort_keys=True) + "\n")
         _move_into(staging, out)
     finally:

@@ -34,7 +34,8 @@ def render(*, claims, size, parts: dict, figures: dict, tables: dict, settings: 
         size: the :class:`radam_ref.paper.sizes.PaperSize` used.
         parts: {"figure8": summary | None, "rectification": summary | None,
                 "simulation": summary | None, "lr": LRExperimentResult | None,
-                "warmup": WarmupResult | None}.
+                "warmup": WarmupResult | None,
+                "warmup_supplements": list of WarmupResult (other β₂, claim lr only)}.
         figures: {part: relative path of its PNG}.
         tables: {name: markdown text}.
         settings: run settings worth printing (backend, device, μ values, ...).
@@ -161,6 +162,8 @@ def render(*, claims, size, parts: dict, figures: dict, tables: dict, settings: 
 
     if parts.get("warmup") is not None:
         _render_warmup(add, parts["warmup"], figures, tables)
+        for extra in parts.get("warmup_supplements") or ():
+            _render_warmup_supplement(add, extra, parts["warmup"], claims, figures, tables)
 
     add("## Notes on the paper's text\n")
     add("- **Eq. 3** is printed as E[√x] = τ√ρ Γ(ρ/2 − 1)/(√2 Γ(ρ/2)).  Integrating eq. 2 "
@@ -250,6 +253,75 @@ def _render_warmup(add, r, figures: dict, tables: dict) -> None:
         "stalls while Adam with warmup trains; in trials at 1e-2, β₂ = 0.999 and T_w = 50, both "
         "stalled); the table gives every "
         "learning rate that ran.\n")
+
+
+def _render_warmup_supplement(add, r, main, claims, figures: dict, tables: dict) -> None:
+    """A supplementary run of the Transformer experiment at another β₂ (claim lr only),
+    and what it and the main run show together."""
+    from .claims import WARMUP_GAP_NATS
+    from .warmup_experiment import supplement_key
+
+    s, b, lr = r.settings, f"{r.settings.beta2:g}", r.claim_lr
+    key = supplement_key(s.beta2)
+    numbers = [n for n, c in enumerate(claims, 1) if c.key.endswith(f"_beta2_{b}")]
+    where = f"rows {numbers[0]}–{numbers[-1]} of the claims table" if numbers else "no claim rows"
+    add(f"### Supplement: β₂ = {b}, lr = {lr:g}\n")
+    add(f"![Transformer loss curves, beta2 = {b}]({figures[key]})\n")
+    add(f"The same corpus, model, seeds, minibatches, T_w = {s.warmup_steps} and k = {s.adam_k}, "
+        f"with β = (0.9, {b}) for all five optimizers, at lr = {lr:g} only ({where}; "
+        f"grid wall time {r.seconds:.0f} s)."
+        + ("  β₂ = 0.999 is the default the paper uses for Adam and RAdam in its language-model "
+           "and image-classification runs (App. B); its Transformer runs tie β₂ to the warmup "
+           "length instead (2/(1 − β₂) = 4000 updates, β₂ = 0.9995)." if s.beta2 == 0.999 else "")
+        + "\n")
+    add(tables[key] + "\n")
+    add(f"Median log₁₀|g| before the listed updates, β₂ = {b}, mean over seeds:\n")
+    add(r.median_markdown() + "\n")
+    add(_rectification_vs_warmup(s))
+    if main is None or lr not in main.learning_rates:
+        return
+    names = [n for n in r.optimizers if (n, lr) in r.train_loss and (n, lr) in main.train_loss]
+    mean = lambda res, n: sum(res.final_train(n, lr)) / len(res.seeds)  # noqa: E731
+    b0 = f"{main.settings.beta2:g}"
+    add(f"**The two β₂ settings together** (lr = {lr:g}, mean final training loss, nats per "
+        "character):\n")
+    add(f"| optimizer | β₂ = {b0} | β₂ = {b} |\n|---|---|---|")
+    for n in names:
+        add(f"| {n} | {mean(main, n):.3f} | {mean(r, n):.3f} |")
+    add("")
+    if not {"Adam", "Adam-warmup", "RAdam"} <= set(names):
+        return
+    import radam_ref
+    from radam_ref import theory
+
+    def trains(res, n):
+        return mean(res, "Adam") - mean(res, n) > WARMUP_GAP_NATS
+
+    def r_at(beta2, t=10):
+        sched = radam_ref.schedule(t, beta2=beta2)
+        return sched.r_t if sched.rectified else 0.0
+
+    fails = [trains(x, "Adam-warmup") for x in (main, r)]
+    radam = [trains(x, "RAdam") for x in (main, r)]
+    if all(fails) and radam[0] != radam[1]:
+        good, bad = (r, main) if radam[1] else (main, r)
+        add(f"Adam without warmup fails and Adam with warmup trains at both β₂.  RAdam "
+            f"without warmup trains at β₂ = {good.settings.beta2:g} and stays within "
+            f"{WARMUP_GAP_NATS} nats of Adam at β₂ = {bad.settings.beta2:g}: at this size the paper's Figure 1 — Adam fails "
+            "without warmup, RAdam does not — shows at "
+            f"β₂ = {good.settings.beta2:g}, not at β₂ = {bad.settings.beta2:g}.  Algorithm 2 "
+            "derives r_t from β₂ alone: before update 10 it is "
+            f"{r_at(good.settings.beta2):.3f} at β₂ = {good.settings.beta2:g} and "
+            f"{r_at(bad.settings.beta2):.3f} at β₂ = {bad.settings.beta2:g}, against linear "
+            f"warmup's {theory.warmup_factor(10, s.warmup_steps):.3f}.  Only these two β₂ values ran at this size; "
+            "the rows of both are reported as measured.\n")
+    else:
+        fail = lambda i: "fails" if fails[i] else "does not fail"  # noqa: E731
+        verdict = lambda i: "trains" if radam[i] else "does not train"  # noqa: E731
+        add(f"Adam without warmup {fail(0)} at β₂ = {b0} and {fail(1)} at β₂ = {b} (relative "
+            f"to Adam-warmup); RAdam without warmup {verdict(0)} at β₂ = {b0} and {verdict(1)} "
+            f"at β₂ = {b} "
+            f"(criterion: more than {WARMUP_GAP_NATS} nats below Adam).\n")
 
 
 def _rectification_vs_warmup(settings) -> str:

@@ -37,6 +37,9 @@ class PaperSize:
         tf_learning_rates: its learning rates.
         tf_claim_lr: the learning rate its claims are read at.
         tf_controls_lrs: learning rates at which Adam-2k and Adam-eps run (a subset).
+        tf_supplement_beta2s: further β₂ values at which all five optimizers run again, at
+            ``tf_claim_lr`` only, with every other setting of ``tf`` unchanged (a supplement
+            with its own claim rows; empty: none).
     """
 
     name: str
@@ -55,6 +58,7 @@ class PaperSize:
     tf_learning_rates: tuple
     tf_claim_lr: float
     tf_controls_lrs: tuple
+    tf_supplement_beta2s: tuple = ()
 
 
 #: The default Transformer experiment, sized for two CPU cores: 4 post-LN layers,
@@ -62,7 +66,10 @@ class PaperSize:
 #: trains (found by trial; at 1e-2, with β₂ = 0.999 and T_w = 50, both stalled).
 #: T_w = 100, Adam-2k's k = T_w/2 (the paper's 2000 : 4000), and β₂ = 1 − 2/T_w = 0.98:
 #: the paper ties β₂ to the warmup length the same way (App. B.3: 2/(1 − β₂) = 4000,
-#: β₂ = 0.9995), and 0.98 is fairseq's usual Transformer setting.
+#: β₂ = 0.9995), and 0.98 is fairseq's usual Transformer setting.  The supplement reruns
+#: all five optimizers at the claim lr with β₂ = 0.999, the paper's default for Adam and
+#: RAdam (§5): the rectification r_t rises more slowly there (Algorithm 2), so whether RAdam
+#: avoids the failure depends on β₂ at this size — both settings are reported.
 _TF_DEFAULT = WarmupSettings(layers=4, width=128, heads=4, context=64, batch=16, steps=300,
                              warmup_steps=100, adam_k=50, beta2=0.98, eval_every=25,
                              eval_windows=64, hist_steps=30)
@@ -76,13 +83,14 @@ SIZES = {
                           warmup_steps=4, adam_k=2, beta2=0.98, eval_every=6, eval_windows=8,
                           hist_steps=5, max_chars=20_000),
         tf_seeds=1, tf_learning_rates=(3e-3,), tf_claim_lr=3e-3, tf_controls_lrs=(3e-3,),
+        tf_supplement_beta2s=(0.999,),
     ),
     "default": PaperSize(
         name="default", rho_max=500, sim_trajectories=5000, sim_iterations=6000,
         lr_seeds=3, lr_epochs=20, lr_hidden=64, lr_batch=32, lr_warmup_steps=100,
         lr_adam_k=2000, lr_train_limit=None,
         tf=_TF_DEFAULT, tf_seeds=3, tf_learning_rates=(1e-3, 3e-3), tf_claim_lr=3e-3,
-        tf_controls_lrs=(3e-3,),
+        tf_controls_lrs=(3e-3,), tf_supplement_beta2s=(0.999,),
     ),
     "full": PaperSize(
         name="full", rho_max=500, sim_trajectories=5000, sim_iterations=6000,
@@ -92,6 +100,6 @@ SIZES = {
                           warmup_steps=400, adam_k=200, beta2=0.995, eval_every=100,
                           eval_windows=512, hist_steps=100),
         tf_seeds=5, tf_learning_rates=(3e-4, 1e-3, 3e-3), tf_claim_lr=1e-3,
-        tf_controls_lrs=(3e-4, 1e-3, 3e-3),
+        tf_controls_lrs=(3e-4, 1e-3, 3e-3), tf_supplement_beta2s=(0.999,),
     ),
 }

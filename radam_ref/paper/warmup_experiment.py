@@ -37,7 +37,7 @@ import math
 from typing import Callable
 
 __all__ = ["OPTIMIZERS", "HIST_EDGES", "WarmupSettings", "WarmupResult", "make_optimizer",
-           "train_one", "run", "plot_curves", "plot_histograms"]
+           "train_one", "run", "plot_curves", "plot_histograms", "supplement_key"]
 
 #: Optimizer names, in the order tables and figures list them.
 OPTIMIZERS = ("Adam", "Adam-warmup", "RAdam", "Adam-2k", "Adam-eps")
@@ -221,6 +221,11 @@ def make_optimizer(name: str, params, lr: float, *, beta2: float = 0.999, adam_k
 
         return RAdam(params, lr=lr, betas=betas, profile="paper")
     raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {name!r}")
+
+
+def supplement_key(beta2: float) -> str:
+    """The key of a supplementary run at ``beta2`` in the report's figures and tables."""
+    return f"warmup_beta2_{beta2:g}"
 
 
 def _windows(ids, starts, context):
