@@ -26,6 +26,7 @@ from radam_ref._tree import leaf_paths
 from radam_ref._validation import check_leaves
 
 from ._numba_kernels import FLOAT16_BITS, N_SCALARS
+from ._spans import reads_written
 
 __all__ = ["Plan", "DtypeGroup", "build_plan", "CHUNK_ELEMENTS", "compute_dtype",
            "SUPPORTED_DTYPES"]
@@ -106,16 +107,10 @@ class Plan:
 
 
 def _reads_written(replaced, grad_extent, lows, highs) -> bool:
-    """Whether any replaced gradient's byte bounds meet a parameter's or state array's
-    (one vectorised search over the sorted, disjoint spans)."""
-    if not len(lows):
-        return False
+    """Whether any replaced gradient's byte bounds meet a parameter's or state array's."""
     index, address = np.array(replaced, dtype=np.int64).T
-    low = address + grad_extent[index, 0]
-    high = address + grad_extent[index, 1]
-    nonempty = high > low
-    k = np.searchsorted(lows, high, side="left") - 1
-    return bool(np.any(nonempty & (k >= 0) & (highs[np.maximum(k, 0)] > low)))
+    return bool(reads_written(lows, highs, address + grad_extent[index, 0],
+                              address + grad_extent[index, 1]).any())
 
 
 def _check_in_place(treedef, p_leaves, g_leaves, m, v):

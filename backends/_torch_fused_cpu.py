@@ -63,6 +63,7 @@ import torch
 from radam_ref import RAdamConfig
 
 from ._torch_checks import TensorMismatchError, check_buffers
+from ._spans import reads_written
 from ._torch_state import TrackedDict
 
 __all__ = ["AVAILABLE", "UNAVAILABLE_REASON", "FusedPlan", "Batch", "eligible", "layout_error",
@@ -234,14 +235,6 @@ class Batch:
             return 0, (), ()
         return pv.shape[-1], pv.shape, gv.strides
 
-    def refresh_grads(self, rows: list[int], grads: list) -> None:
-        """Point ``rows`` at new gradients (already checked: same dtype, shape, strides
-        as the ones they replace)."""
-        for k, g in zip(rows, grads):
-            gv = numpy_view(g)
-            self.views[k][1] = gv
-            self.addresses[k, 1] = gv.ctypes.data
-
     def subset(self, rows: np.ndarray) -> "Batch":
         """The tables of ``rows`` only (used when they are at different steps)."""
         sub = object.__new__(Batch)
@@ -301,6 +294,13 @@ def _bounds(a: np.ndarray):
             low + sum((n - 1) * s for n, s in zip(a.shape, a.strides) if s > 0) + a.itemsize)
 
 
+def _grad_layout(g):
+    """What a cached table assumes of a gradient (None: never reused)."""
+    if type(g) is not torch.Tensor or g.layout is not torch.strided:
+        return None
+    return (g.dtype, g.shape, g.stride(), g.device, g.is_conj(), g.is_neg())
+
+
 def _written_spans(batches: list):
     """Sorted (lows, highs) of every parameter and state buffer the kernel writes
     (disjoint: :func:`_check_no_overlap` passed)."""
@@ -323,12 +323,9 @@ def _reads_written(addresses: list, extents: np.ndarray, lows: np.ndarray,
                    highs: np.ndarray) -> bool:
     """Whether any gradient at ``addresses`` (with ``extents``) meets a written span:
     one vectorised search, so replaced gradients cost O(1) NumPy calls per step."""
-    if not len(lows):
-        return False
     address = np.array(addresses, np.int64)
-    low, high = address + extents[:, 0], address + extents[:, 1]
-    k = np.searchsorted(lows, high, side="left") - 1
-    return bool(np.any((high > low) & (k >= 0) & (highs[np.maximum(k, 0)] > low)))
+    return bool(reads_written(lows, highs, address + extents[:, 0],
+                              address + extents[:, 1]).any())
 
 
 @functools.lru_cache(maxsize=512)
@@ -471,7 +468,7 @@ class FusedPlan:
         """Whether the cached tables still describe every parameter (refreshing the
         gradient addresses of gradients replaced by equal-layout ones)."""
         (batches, sds, ms, vs, steps, addresses, numels, grads, where, g_addresses,
-         seen, written, extents) = cache
+         seen, written, extents, layouts, scatter) = cache
         params, state = self.params, self.state
         counter = getattr(state, "counter", None)
         if counter is None or counter.value != seen[0]:
@@ -491,27 +488,24 @@ class FusedPlan:
         new_grads = [p.grad for p in params]
         if all(map(operator.is_, new_grads, grads)):
             return list(map(torch.Tensor.data_ptr, new_grads)) == g_addresses
-        # Some gradients were replaced: accept those with the same layout as before.
-        changed: dict = {}
-        for index, (g, old) in enumerate(zip(new_grads, grads)):
-            if g is old:
-                if g.data_ptr() != g_addresses[index]:
-                    return False
-                continue
-            if not (type(g) is torch.Tensor and type(old) is torch.Tensor
-                    and g.dtype == old.dtype and g.shape == old.shape
-                    and g.stride() == old.stride() and g.device == old.device
-                    and g.layout is torch.strided):
-                return False
-            batch, row = where[index]
-            changed.setdefault(id(batch), (batch, [], []))
-            changed[id(batch)][1].append(row)
-            changed[id(batch)][2].append(g)
+        # Some gradients were replaced (``zero_grad()`` sets them to None, so this is
+        # the usual training loop): accept them if every gradient keeps its layout,
+        # no kept one moved, and none overlaps a written buffer.  List-wide C-level
+        # comparisons and one vectorised search; no per-gradient NumPy view.
+        if list(map(_grad_layout, new_grads)) != layouts:
+            return False
         new_addresses = list(map(torch.Tensor.data_ptr, new_grads))
+        kept = np.fromiter(map(operator.is_, new_grads, grads), bool, len(grads))
+        if kept.any() and not np.array_equal(np.array(new_addresses)[kept],
+                                             np.array(g_addresses)[kept]):
+            return False
         if _reads_written(new_addresses, extents, *written):
             return False  # a new gradient overlaps a parameter or state: rebuild (and raise)
-        for batch, rows, gs in changed.values():
-            batch.refresh_grads(rows, gs)
+        address = np.array(new_addresses, np.int64)
+        for batch, indices in scatter:
+            batch.addresses[:, 1] = address[indices]
+            for views, g in zip(batch.views, map(new_grads.__getitem__, indices.tolist())):
+                views[1] = g  # the table holds the gradients it reads
         grads[:] = new_grads
         g_addresses[:] = new_addresses
         return True
@@ -555,7 +549,12 @@ class FusedPlan:
                            [e[4] for e in entries], [e[5] for e in entries], grads, where,
                            list(map(torch.Tensor.data_ptr, grads)),
                            [counter.value if tracked_all else None, tracked_all],
-                           _written_spans(batches), _grad_extents(grads))
+                           _written_spans(batches), _grad_extents(grads),
+                           list(map(_grad_layout, grads)),
+                           [(batch, np.array([self._index_of(q) for q in batch.params], np.int64))
+                            for batch in batches])
+            if None in self._cache[13]:
+                self._cache = None  # a gradient of a tensor subclass: rebuilt every step
         return batches, others
 
     def _index_of(self, param) -> int:

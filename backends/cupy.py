@@ -59,6 +59,7 @@ from radam_ref._validation import check_count, check_leaves, check_structures
 
 from ._cuda_source import BLOCK_SIZE, COMPILE_OPTIONS, STORAGE, kernel_name, kernel_source
 from ._element import ElementFlags, element_constants
+from ._spans import first_overlap, reads_written
 
 __all__ = ["State", "init", "step_", "from_spec_state", "to_spec_state", "compute_dtype_name",
            "available", "KernelCache", "build_table", "CHUNK_ELEMENTS"]
@@ -238,6 +239,30 @@ def _validate(treedef, p_leaves, g_leaves, m, v) -> None:
                 )
 
 
+def _check_disjoint(treedef, p_leaves, g_leaves, m, v) -> None:
+    """Every step (pointers may change while the layout does not): no two of the
+    params and state arrays share memory, and no gradient shares memory with one of
+    them (the kernel writes θ, m, v in place while it reads g).  The arrays are
+    C-contiguous, so byte spans that meet share memory."""
+    written = list(p_leaves) + list(m) + list(v)
+    paths = (leaf_paths(treedef, "params") + leaf_paths(treedef, "state.m")
+             + leaf_paths(treedef, "state.v"))
+    lows = np.array([x.data.ptr for x in written], np.int64)
+    highs = lows + np.array([x.nbytes for x in written], np.int64)
+    pair = first_overlap(lows, highs)
+    if pair is not None:
+        raise ValueError(f"{paths[pair[0]]} and {paths[pair[1]]} share memory; an in-place "
+                         "step needs parameters and state arrays that do not overlap")
+    g_lows = np.array([g.data.ptr for g in g_leaves], np.int64)
+    g_highs = g_lows + np.array([g.nbytes for g in g_leaves], np.int64)
+    order = np.argsort(lows)
+    bad = np.flatnonzero(reads_written(lows[order], highs[order], g_lows, g_highs))
+    if bad.size:
+        path = leaf_paths(treedef, "grads")[int(bad[0])]
+        raise ValueError(f"{path} shares memory with a parameter or state array; the "
+                         "in-place step writes those while it reads the gradient (pass a copy)")
+
+
 def _signature(p_leaves, g_leaves, m, v):
     return tuple((type(x), x.shape, x.strides, _storage_name(x), x.device.id)
                  for leaves in (p_leaves, g_leaves, m, v) for x in leaves)
@@ -307,6 +332,7 @@ def step_(params: Any, grads: Any, state: State, config: RAdamConfig | None = No
     if signature != state._signature:
         _validate(treedef, p_leaves, g_leaves, state.m, state.v)
         state._groups, state._signature = _groups(p_leaves), signature
+    _check_disjoint(treedef, p_leaves, g_leaves, state.m, state.v)
     t = int(state.count) + 1
     if config.nonfinite == "raise":
         _check_finite(treedef, g_leaves, t)

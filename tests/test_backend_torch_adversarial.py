@@ -733,3 +733,30 @@ def test_every_param_grad_state_dtype_combination_matches_single_tensor_or_raise
                 assert single[0] == "raised" and reference[1][0] in single[1], (param, grad, outcome)
             else:
                 assert single[0] == "ok", (param, grad, outcome)
+
+
+@needs_fused
+def test_replaced_gradients_on_a_cached_table_give_the_rebuilt_tables_result():
+    """The usual loop replaces every gradient each step (``zero_grad()`` sets them to
+    None).  The cached table takes new gradients of the same layout by address;
+    a changed layout, a gradient going to None, or a non-contiguous one rebuilds.
+    Every step must equal a fresh optimizer's (the same kernel from rebuilt
+    tables, fed copies): bit for bit."""
+    generator = torch.Generator().manual_seed(3)
+    shapes = [(40, 30), (7,), (5, 6)]
+    cached = [torch.nn.Parameter(torch.randn(s, generator=generator)) for s in shapes]
+    fresh = [torch.nn.Parameter(p.detach().clone()) for p in cached]
+    opt, rebuilt = RAdam(cached, weight_decay=0.1), RAdam(fresh, weight_decay=0.1)
+    for step in range(8):
+        grads = [torch.randn(s, generator=generator) for s in shapes]
+        if step == 3:
+            grads[0] = torch.randn(30, 40, generator=generator).t()  # another layout
+        if step == 5:
+            grads[1] = None
+        for p, q, g in zip(cached, fresh, grads):
+            p.grad, q.grad = g, None if g is None else g.clone()
+        opt.step()
+        rebuilt.__dict__.pop("_fused_plans", None)  # its tables are rebuilt every step
+        rebuilt.step()
+        for p, q in zip(cached, fresh):
+            assert torch.equal(p, q), f"step {step + 1}"
