@@ -294,6 +294,9 @@ def _bounds(a: np.ndarray):
             low + sum((n - 1) * s for n, s in zip(a.shape, a.strides) if s > 0) + a.itemsize)
 
 
+_PLAIN = (torch.float32, torch.float64)  # dtypes whose ``.numpy()`` is the kernel's view
+
+
 def _grad_layout(g):
     """What a cached table assumes of a gradient (None: never reused)."""
     if type(g) is not torch.Tensor or g.layout is not torch.strided:
@@ -491,7 +494,7 @@ class FusedPlan:
         # Some gradients were replaced (``zero_grad()`` sets them to None, so this is
         # the usual training loop): accept them if every gradient keeps its layout,
         # no kept one moved, and none overlaps a written buffer.  List-wide C-level
-        # comparisons and one vectorised search; no per-gradient NumPy view.
+        # comparisons and one vectorised search.
         if list(map(_grad_layout, new_grads)) != layouts:
             return False
         new_addresses = list(map(torch.Tensor.data_ptr, new_grads))
@@ -505,7 +508,10 @@ class FusedPlan:
         for batch, indices in scatter:
             batch.addresses[:, 1] = address[indices]
             for views, g in zip(batch.views, map(new_grads.__getitem__, indices.tolist())):
-                views[1] = g  # the table holds the gradients it reads
+                # a NumPy view, as when the table was built: it makes the storage
+                # non-resizable, so the address cannot go stale before the next check
+                views[1] = g.numpy() if g.dtype in _PLAIN and not g.requires_grad \
+                    else numpy_view(g)
         grads[:] = new_grads
         g_addresses[:] = new_addresses
         return True

@@ -467,8 +467,10 @@ class RAdam(Optimizer):
             dtype = _state_dtype_for(p, group["state_dtype"])
             for key in ("exp_avg", "exp_avg_sq"):
                 if key in original and isinstance(original[key], torch.Tensor):
-                    value = original[key].to(device=p.device, dtype=dtype, copy=True)
-                    state[key] = value
+                    # the parameter's layout (a transposed or strided saved tensor
+                    # would otherwise keep the fused path off for good)
+                    value = torch.empty_like(p, dtype=dtype, memory_format=torch.preserve_format)
+                    state[key] = value.copy_(original[key])
 
 
     def _check_loadable(self, state_dict: dict[str, Any]) -> None:

@@ -760,3 +760,25 @@ def test_replaced_gradients_on_a_cached_table_give_the_rebuilt_tables_result():
         rebuilt.step()
         for p, q in zip(cached, fresh):
             assert torch.equal(p, q), f"step {step + 1}"
+
+
+@needs_fused
+def test_a_checkpoint_with_transposed_or_half_state_loads_in_the_parameters_layout():
+    """Found: ``load_state_dict`` kept a saved moment's strides (``.to(copy=True)``
+    preserves them), so a transposed ``exp_avg`` stayed non-contiguous and a
+    ``fused=True`` optimizer raised on every later step.  Now the moments take the
+    parameter's layout and dtype, with the saved values (float16 widened exactly)."""
+    p = torch.nn.Parameter(torch.randn(6, 4))
+    opt = RAdam([p], fused=True)
+    p.grad = torch.randn(6, 4)
+    opt.step()
+    saved = opt.state_dict()
+    m = saved["state"][0]["exp_avg"].t().contiguous().t()
+    v = saved["state"][0]["exp_avg_sq"].half()
+    saved["state"][0]["exp_avg"], saved["state"][0]["exp_avg_sq"] = m, v
+    opt.load_state_dict(saved)
+    loaded = opt.state[p]
+    assert loaded["exp_avg"].is_contiguous() and loaded["exp_avg_sq"].dtype == torch.float32
+    assert torch.equal(loaded["exp_avg"], m) and torch.equal(loaded["exp_avg_sq"], v.float())
+    opt.step()
+    assert int(loaded["step"]) == 2

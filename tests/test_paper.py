@@ -785,8 +785,8 @@ def test_warmup_claims_supplement_rows_and_two_beta2_paragraph():
     marked = claims.warmup_claims(other, supplement=True)
     assert [c.key + "_beta2_0.999" for c in plain] == [c.key for c in marked]
     assert [c.verdict for c in plain] == [c.verdict for c in marked]
-    assert all(m.reproduced == "β₂ = 0.999, " + p.reproduced and m.section == p.section + " (β₂ = 0.999)"
-               for p, m in zip(plain, marked))
+    assert all(m.reproduced == "β₂ = 0.999, " + p.reproduced
+               and m.section == p.section + " (β₂ = 0.999)" for p, m in zip(plain, marked))
     # RAdam stalls with Adam at the main β₂ (0.98), trains at 0.999 (0.05 nats behind warmup).
     verdicts = {c.key: c.verdict for c in claims.warmup_claims(main) + marked}
     assert verdicts["tf_radam_no_warmup"] == "disagrees"
@@ -794,10 +794,12 @@ def test_warmup_claims_supplement_rows_and_two_beta2_paragraph():
     rows = claims.warmup_claims(main) + marked
     figures = {"warmup": "a.png", "warmup_hist": "b.png", "warmup_beta2_0.999": "c.png"}
     tables = {"warmup": main.table_markdown(), "warmup_beta2_0.999": other.table_markdown()}
-    text = report.render(claims=rows, size=SIZES["tiny"], parts={"warmup": main, "warmup_supplements": [other]},
-                         figures=figures, tables=tables, settings={}, versions={}, seconds=1.0)
+    parts = {"warmup": main, "warmup_supplements": [other]}
+    text = report.render(claims=rows, size=SIZES["tiny"], parts=parts, figures=figures, tables=tables, settings={}, versions={}, seconds=1.0)
     assert "### Supplement: β₂ = 0.999, lr = 0.001" in text and "](c.png)" in text
     assert "rows 7–12 of the claims table" in text
     assert "| RAdam | 3.300 | 2.500 |" in text
-    assert "RAdam without warmup trains at β₂ = 0.999 and stays within 0.25 nats of Adam at β₂ = 0.98" in text
+    assert ("RAdam without warmup trains at β₂ = 0.999 and stays within 0.25 nats of Adam "
+            "at β₂ = 0.98") in text
     assert "against linear warmup's 1.000" in text  # min(10, T_w = 3)/3
+    assert "Adam-2k and Adam-eps stay within 0.25 nats of Adam without warmup at both β₂" in text
