@@ -17,6 +17,7 @@ from typing import Any
 import torch
 
 from radam_ref import RAdamConfig
+from radam_ref._config import AXES as _SPEC_AXES
 
 from . import _torch_fused_cpu as _fused
 
@@ -28,18 +29,7 @@ __all__ = ["AXES", "OP_ORDERS", "check_group_options", "group_config", "lr_value
 OP_ORDERS = ("spec", "torch")
 
 #: RAdamConfig axes that a parameter group may override (None: the profile's value).
-AXES = (
-    "threshold",
-    "comparison",
-    "eps_placement",
-    "eps_root",
-    "weight_decay_mode",
-    "decay_form",
-    "before_rectification",
-    "nesterov",
-    "maximize",
-    "nonfinite",
-)
+AXES = _SPEC_AXES
 
 _TORCH_PROFILES = ("torch", "torch_decoupled")
 

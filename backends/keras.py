@@ -90,23 +90,13 @@ if not hasattr(keras, "ops"):  # pragma: no cover - Keras 2
 import numpy as np
 
 from radam_ref import PROFILES, NonFiniteGradientError, RAdamConfig, schedule_array
+from radam_ref._config import AXES as _SPEC_AXES
 
 __all__ = ["RAdam", "AXES"]
 
 #: The RAdamConfig axes :class:`RAdam` takes as keywords (besides the
 #: hyperparameters, which use Keras' names).
-AXES = (
-    "threshold",
-    "comparison",
-    "eps_placement",
-    "eps_root",
-    "weight_decay_mode",
-    "decay_form",
-    "before_rectification",
-    "nesterov",
-    "maximize",
-    "nonfinite",
-)
+AXES = _SPEC_AXES
 
 _REAL_FLOATS = ("float16", "bfloat16", "float32", "float64")
 

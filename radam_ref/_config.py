@@ -88,6 +88,21 @@ BEFORE_RECTIFICATION = ("sgd_momentum", "none")
 NONFINITE_POLICIES = ("propagate", "raise")
 DECAY_FORMS = ("subtract", "multiply")
 
+#: The RAdamConfig fields that choose among published variants (the axes of this
+#: module's docstring), as opposed to the hyperparameters α, β, ε and λ.
+AXES = (
+    "threshold",
+    "comparison",
+    "eps_placement",
+    "eps_root",
+    "weight_decay_mode",
+    "decay_form",
+    "before_rectification",
+    "nesterov",
+    "maximize",
+    "nonfinite",
+)
+
 
 #: Values of the fields that no profile sets (see :class:`RAdamConfig`).
 _BASE = dict(
