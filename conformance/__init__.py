@@ -82,10 +82,6 @@ def replay(target, kwargs: dict | None = None, *, check: str = "trajectories", s
         outcome = CHECKS[check].replay(built, scenario, **(extra or {}))
     if verbose:
         print(f"{built.describe()} — check {check!r}: {outcome.verdict}")
-        if outcome.mismatch is not None:
-            print("  " + outcome.mismatch.describe())
-        if outcome.error:
-            print("  " + outcome.error)
-        for note in outcome.notes:
-            print("  " + note)
+        for line in outcome.detail_lines():
+            print("  " + line)
     return outcome

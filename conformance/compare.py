@@ -120,6 +120,13 @@ class Outcome:
     def ok(self) -> bool:
         return self.verdict in ("pass", "acceptable")
 
+    def detail_lines(self) -> list[str]:
+        """The mismatch, the error and the notes, one line each (for a replay's printout)."""
+        lines = [self.mismatch.describe()] if self.mismatch is not None else []
+        if self.error:
+            lines.append(self.error)
+        return lines + [str(note) for note in self.notes]
+
 
 def _real(values) -> list:
     return [[real_view(np.asarray(p)) for p in group] for group in values]

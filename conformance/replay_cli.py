@@ -147,12 +147,8 @@ def run(args) -> int:
         warnings.simplefilter("ignore")
         outcome = CHECKS[check].replay(target, scenario, **extra)
     print(f"{report['target']} — {finding_id} (check {check}): {outcome.verdict}")
-    if outcome.mismatch is not None:
-        print("  " + outcome.mismatch.describe())
-    if outcome.error:
-        print("  " + outcome.error)
-    for note in outcome.notes:
-        print("  " + note)
+    for line in outcome.detail_lines():
+        print("  " + line)
     if outcome.ok:
         print("does not reproduce: the target now passes this scenario")
         return 0
